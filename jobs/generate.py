@@ -1,0 +1,10 @@
+"""Entry point for the 'generate' stage (Databricks spark_python_task or `python jobs/generate.py`).
+
+Parameters are the CLI's: --env, --conf KEY=VALUE. All logic is in promolake.pipeline.
+"""
+import sys
+
+from promolake.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["generate", *sys.argv[1:]]))

@@ -1,0 +1,257 @@
+"""Configuration: conf/base.yml + conf/<env>.yml + --conf overrides + PROMOLAKE__* environment
+variables, merged in that order and validated into frozen, typed objects.
+
+Nothing else in the package reads YAML or the environment: stages receive these objects.
+A misspelt key or a wrong type raises ConfigError naming the key and the file it came from.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENVIRONMENTS = ("local", "dev", "staging", "prod")
+ENV_PREFIX = "PROMOLAKE__"
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+SOURCES = ("users", "items", "campaigns", "campaign_items", "events", "reviews", "exposures", "redemptions")
+
+
+class ConfigError(ValueError):
+    """Raised when configuration cannot be loaded; the message names each bad key and its origin."""
+
+
+def validate_identifier(value: str, what: str = "identifier") -> str:
+    """Return value if it is a plain SQL identifier (letters, digits, underscore), else raise ValueError."""
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, _; not starting with a digit)")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkConf(_Strict):
+    """Local Spark settings; ignored on Databricks, where the cluster's session is used."""
+
+    master: str = "local[2]"
+    app_name: str = "promolake"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = Field(4, ge=1)
+    log_level: Literal["ERROR", "WARN", "INFO"] = "WARN"
+    show_progress: bool = True
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+class LakeConf(_Strict):
+    """Where logical tables live: path-based Delta under `root`, or Unity Catalog `catalog.<schema>.<table>`."""
+
+    mode: Literal["path", "unity_catalog"] = "path"
+    root: str = "lakehouse"
+    catalog: str | None = None
+    schemas: dict[Literal["bronze", "silver", "gold", "ml", "ops"], str] = Field(
+        default_factory=lambda: {l: l for l in ("bronze", "silver", "gold", "ml", "ops")}
+    )
+    state_root: str | None = None
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog(cls, v: str | None) -> str | None:
+        return None if v is None else validate_identifier(v, "catalog")
+
+    @field_validator("schemas")
+    @classmethod
+    def _schemas(cls, v: dict[str, str]) -> dict[str, str]:
+        for layer, name in v.items():
+            validate_identifier(name, f"schema for layer {layer}")
+        return v
+
+    @model_validator(mode="after")
+    def _uc_needs_catalog(self) -> "LakeConf":
+        if self.mode == "unity_catalog" and not self.catalog:
+            raise ValueError("lake.mode unity_catalog needs lake.catalog")
+        if self.mode == "unity_catalog" and not self.state_root:
+            raise ValueError("lake.mode unity_catalog needs lake.state_root (a volume path for ingest state)")
+        return self
+
+
+class LandingConf(_Strict):
+    """The landing directory: one sub-folder per source (docs/data-contract.md)."""
+
+    root: str = "lakehouse/landing"
+
+
+class WorldConf(_Strict):
+    """Size and seed of the generated synthetic world (promolake generate)."""
+
+    seed: int = 42
+    users: int = Field(20_000, ge=10)
+    items: int = Field(2_000, ge=50)
+    days: int = Field(365, ge=30)
+    start_date: dt.date = dt.date(2025, 1, 1)
+    sessions_per_user_day: float = Field(0.06, gt=0, le=5)
+    campaigns: int = Field(8, ge=0, le=50)
+    campaign_days: int = Field(14, ge=3, le=60)
+    targeted_share: float = Field(0.35, gt=0, le=1)
+    treatment_share: float = Field(0.8, gt=0, lt=1)
+    dirty_fraction: float = Field(0.001, ge=0, le=0.2)
+    users_per_task: int = Field(2_500, ge=100)
+    truth_root: str = "lakehouse/truth"
+
+
+class PiiConf(_Strict):
+    """Where the salt for hashing direct identifiers comes from (never from a config file)."""
+
+    salt_env_var: str = "PROMOLAKE_PII_SALT"
+    secret_scope: str | None = None
+    secret_key: str | None = None
+    local_salt_file: str | None = None
+
+
+class IngestConf(_Strict):
+    """Landing -> bronze -> silver rules that are settings rather than contract."""
+
+    sources: tuple[Literal[SOURCES], ...] = SOURCES  # type: ignore[valid-type]
+    check_orphans: bool = True
+    max_text_length: int = Field(20_000, ge=100)
+    min_timestamp: dt.datetime = dt.datetime(2000, 1, 1)
+    future_tolerance_hours: int = Field(24, ge=0)
+
+
+class Config(_Strict):
+    env: Literal[ENVIRONMENTS]  # type: ignore[valid-type]
+    spark: SparkConf = SparkConf()
+    lake: LakeConf = LakeConf()
+    landing: LandingConf = LandingConf()
+    world: WorldConf = WorldConf()
+    pii: PiiConf = PiiConf()
+    ingest: IngestConf = IngestConf()
+
+
+def default_conf_dir() -> Path:
+    """conf/ of the source checkout, else the copy packaged into the wheel."""
+    env_dir = os.environ.get("PROMOLAKE_CONF_DIR")
+    if env_dir:
+        return Path(env_dir)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "conf" / "base.yml").is_file() and (parent / "setup.py").is_file():
+            return parent / "conf"
+    return here.parent.parent / "conf"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict, overlay: Mapping, origin: str, origins: dict[str, str], prefix: str = "") -> dict:
+    """Deep-merge overlay into base, recording for each dotted key the file that set it last."""
+    out = dict(base)
+    for key, value in overlay.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value, origin, origins, dotted + ".")
+        else:
+            out[key] = value
+            origins[dotted] = origin
+    return out
+
+
+def _nest(dotted: str, value: Any) -> dict:
+    node: Any = value
+    for part in reversed(dotted.split(".")):
+        node = {part: node}
+    return node
+
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: Any, environ: Mapping[str, str]) -> Any:
+    """Expand ${VAR} and ${VAR:-default} in strings (paths such as ${HOME}); nothing else."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, environ) for v in value]
+    if isinstance(value, str):
+        def repl(m: re.Match) -> str:
+            if m.group(1) in environ:
+                return environ[m.group(1)]
+            if m.group(2) is not None:
+                return m.group(2)
+            raise ConfigError(f"environment variable {m.group(1)} is not set (used in {value!r})")
+        return _INTERPOLATION.sub(repl, value)
+    return value
+
+
+def _origin_of(loc: Sequence[Any], origins: Mapping[str, str]) -> str:
+    parts = [str(p) for p in loc]
+    for n in range(len(parts), 0, -1):
+        hit = origins.get(".".join(parts[:n]))
+        if hit:
+            return hit
+    return "defaults"
+
+
+def load_config(
+    env: str = "local",
+    overrides: Sequence[str] = (),
+    conf_dir: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Load and validate the configuration for one environment.
+
+    Args:
+        env: one of local, dev, staging, prod (selects conf/<env>.yml).
+        overrides: "dotted.key=value" strings (value parsed as YAML), applied after the files.
+        conf_dir: folder holding base.yml and the overlays; defaults to the project's conf/.
+        environ: environment used for PROMOLAKE__SECTION__KEY overrides and ${VAR} expansion.
+    Returns:
+        A frozen Config.
+    Raises:
+        ConfigError: naming every bad key, its value's origin and what was expected.
+    """
+    environ = os.environ if environ is None else environ
+    conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"unknown environment {env!r}; expected one of {', '.join(ENVIRONMENTS)}")
+    base_file, env_file = conf_dir / "base.yml", conf_dir / f"{env}.yml"
+    for f in (base_file, env_file):
+        if not f.is_file():
+            raise ConfigError(f"configuration file {f} not found")
+    origins: dict[str, str] = {}
+    merged = _merge({}, _read_yaml(base_file), str(base_file), origins)
+    merged = _merge(merged, _read_yaml(env_file), str(env_file), origins)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--conf {item!r}: expected dotted.key=value")
+        merged = _merge(merged, _nest(key.strip(), yaml.safe_load(raw)), f"--conf {key.strip()}", origins)
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX):
+            dotted = ".".join(p.lower() for p in name[len(ENV_PREFIX):].split("__"))
+            merged = _merge(merged, _nest(dotted, yaml.safe_load(environ[name])), f"environment {name}", origins)
+    merged["env"] = env
+    origins["env"] = "--env"
+    merged = _interpolate(merged, environ)
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            reason = "unknown key (misspelt?)" if e["type"] == "extra_forbidden" else e["msg"]
+            got = "" if e["type"] == "extra_forbidden" else f" (got {e.get('input')!r})"
+            lines.append(f"  {key}: {reason}{got} [from {_origin_of(e['loc'], origins)}]")
+        raise ConfigError(f"invalid configuration for env {env!r}:\n" + "\n".join(lines)) from None

@@ -1,0 +1,162 @@
+"""The lake catalog: the one module that maps logical table names to storage and reads/writes them.
+
+Locally a logical name such as silver.events is a path-based Delta table <root>/silver/events;
+on Databricks it is the Unity Catalog table <catalog>.<schema for silver>.events. Writes are
+keyed on explicit columns (MERGE) or append-only, so re-running a stage is safe, and every
+write checks the DataFrame against the table's declared schema first.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from promolake.common.config import LakeConf, validate_identifier
+from promolake.common.tables import TableSpec, spec
+
+
+class SchemaMismatchError(ValueError):
+    """A DataFrame does not match the declared schema of the table it is written to."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    table: str
+    inserted: int
+    updated: int
+
+
+def _quote(*parts: str) -> str:
+    return ".".join(f"`{validate_identifier(p)}`" for p in parts)
+
+
+class Lake:
+    """Reads and writes promolake's tables by logical name (see promolake.common.tables)."""
+
+    def __init__(self, spark: SparkSession, conf: LakeConf):
+        self.spark = spark
+        self.conf = conf
+
+    # ----- naming -------------------------------------------------------------------------
+    def location(self, table: str | TableSpec) -> str:
+        """Path (path mode) or quoted catalog.schema.table (Unity Catalog) of a logical table."""
+        t = spec(table) if isinstance(table, str) else table
+        validate_identifier(t.name, "table name")
+        if self.conf.mode == "path":
+            return os.path.join(self._root(), t.layer, t.name)
+        return _quote(self.conf.catalog, self.conf.schemas[t.layer], t.name)
+
+    def state_path(self, *parts: str) -> str:
+        """Folder for non-table state (salts, checkpoints) beside the tables."""
+        base = self.conf.state_root or os.path.join(self._root(), "_state")
+        return os.path.join(base, *parts)
+
+    def _root(self) -> str:
+        return os.path.abspath(self.conf.root) if "://" not in self.conf.root else self.conf.root
+
+    # ----- reading ------------------------------------------------------------------------
+    def exists(self, table: str) -> bool:
+        loc = self.location(table)
+        if self.conf.mode == "path":
+            return DeltaTable.isDeltaTable(self.spark, loc)
+        return self.spark.catalog.tableExists(loc.replace("`", ""))
+
+    def read(self, table: str) -> DataFrame:
+        """The current version of a table; a missing table reads as empty with its declared schema."""
+        if not self.exists(table):
+            return self.spark.createDataFrame([], spec(table).schema)
+        loc = self.location(table)
+        if self.conf.mode == "path":
+            return self.spark.read.format("delta").load(loc)
+        return self.spark.read.table(loc)
+
+    def delta_table(self, table: str) -> DeltaTable:
+        loc = self.location(table)
+        if self.conf.mode == "path":
+            return DeltaTable.forPath(self.spark, loc)
+        return DeltaTable.forName(self.spark, loc)
+
+    # ----- writing ------------------------------------------------------------------------
+    def ensure(self, table: str) -> None:
+        """Create the table with its declared schema and comments if it does not exist."""
+        t = spec(table)
+        if self.exists(table):
+            return
+        builder = DeltaTable.createIfNotExists(self.spark)
+        if self.conf.mode == "path":
+            builder = builder.location(self.location(t))
+        else:
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {_quote(self.conf.catalog, self.conf.schemas[t.layer])}")
+            builder = builder.tableName(self.location(t).replace("`", ""))
+        for f in t.fields:
+            builder = builder.addColumn(f.name, f.dtype, comment=f.doc)
+        builder.comment(t.doc).execute()
+
+    def check_schema(self, df: DataFrame, table: str) -> DataFrame:
+        """Return df with columns in declared order; raise SchemaMismatchError naming what differs."""
+        t = spec(table)
+        declared = {f.name: f.dtype for f in t.fields}
+        actual = {f.name: f.dataType for f in df.schema.fields}
+        problems = [f"missing column {c}" for c in declared if c not in actual]
+        problems += [f"unexpected column {c}" for c in actual if c not in declared]
+        problems += [
+            f"column {c} is {actual[c].simpleString()}, declared {declared[c].simpleString()}"
+            for c in declared if c in actual and actual[c] != declared[c]
+        ]
+        if problems:
+            raise SchemaMismatchError(f"cannot write {table}: " + "; ".join(problems))
+        return df.select(*declared)
+
+    def append(self, df: DataFrame, table: str) -> WriteResult:
+        """Append rows in one Delta commit (bronze, logs); creates the table with its comments first."""
+        df = self.check_schema(df, table)
+        self.ensure(table)
+        self._write(df, table)
+        return WriteResult(table, self._last_metrics(table).get("numOutputRows", 0), 0)
+
+    def _write(self, df: DataFrame, table: str) -> None:
+        writer = df.write.format("delta").mode("append")
+        if self.conf.mode == "path":
+            writer.save(self.location(table))
+        else:
+            writer.saveAsTable(self.location(table).replace("`", ""))
+
+    def upsert(self, df: DataFrame, table: str, update_when: str | None = None,
+               insert_only: bool = False) -> WriteResult:
+        """MERGE df into table on the table's keys, in one commit; df must not repeat a key.
+
+        Args:
+            update_when: SQL condition over aliases t (target) and s (source) that must hold for a
+                matched row to be replaced; None replaces every match.
+            insert_only: leave matched rows alone (idempotent logs such as quarantine).
+        A table that does not exist yet is created by a plain append (one commit, so a kill leaves
+        either no table or the whole write).
+        """
+        t = spec(table)
+        df = self.check_schema(df, table)
+        if not self.exists(table):
+            self.ensure(table)
+            self._write(df, table)
+            return WriteResult(table, self._last_metrics(table).get("numOutputRows", 0), 0)
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in t.keys)
+        merge = self.delta_table(table).alias("t").merge(df.alias("s"), on)
+        if not insert_only:
+            merge = merge.whenMatchedUpdateAll(condition=update_when)
+        merge.whenNotMatchedInsertAll().execute()
+        metrics = self._last_metrics(table)
+        return WriteResult(table, metrics.get("numTargetRowsInserted", 0), metrics.get("numTargetRowsUpdated", 0))
+
+    def _last_metrics(self, table: str) -> dict[str, int]:
+        row = self.delta_table(table).history(1).select("operationMetrics").first()
+        metrics = (row.operationMetrics if row else None) or {}
+        return {k: int(v) for k, v in metrics.items() if str(v).isdigit()}
+
+    def tables(self, layers: Iterable[str] | None = None) -> list[str]:
+        """Logical names of existing tables, optionally limited to some layers."""
+        from promolake.common.tables import TABLES
+
+        return [n for n, t in TABLES.items() if (layers is None or t.layer in layers) and self.exists(n)]
+

@@ -1,0 +1,50 @@
+"""The one place a SparkSession is made: the cluster's on Databricks, a Delta-enabled local one elsewhere."""
+from __future__ import annotations
+
+import os
+
+from pyspark.sql import SparkSession
+
+from promolake.common.config import SparkConf
+
+
+def on_databricks() -> bool:
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def get_spark(conf: SparkConf | None = None) -> SparkSession:
+    """Return the active session on Databricks; locally build (or reuse) one with Delta Lake configured.
+
+    The Delta jars are resolved by delta-spark's configure_spark_with_delta_pip from Maven Central on
+    first use and cached in ~/.ivy2. Session time zone is UTC so that timestamps conform to UTC.
+    """
+    if on_databricks():
+        spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        return spark
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    from delta import configure_spark_with_delta_pip
+
+    conf = conf or SparkConf()
+    builder = (
+        SparkSession.builder.master(conf.master)
+        .appName(conf.app_name)
+        .config("spark.driver.memory", conf.driver_memory)
+        .config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
+        .config("spark.default.parallelism", str(max(2, conf.shuffle_partitions)))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", str(conf.show_progress).lower())
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.extraJavaOptions", "-Dderby.system.home=/tmp/promolake-derby")
+    )
+    for key, value in conf.extra.items():
+        builder = builder.config(key, value)
+    spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    spark.sparkContext.setLogLevel(conf.log_level)
+    return spark

@@ -1,0 +1,51 @@
+"""The stages of the pipeline, by name, and run-all. The CLI, jobs/ and notebooks all call these."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from pyspark.sql import SparkSession
+
+from promolake.common.config import Config
+from promolake.common.reporting import StageReport
+
+
+def run_generate(spark: SparkSession, cfg: Config, force: bool = False) -> StageReport:
+    """Write the synthetic world (landing files + hidden truth)."""
+    from promolake.landing.synthetic_world import run_generate as generate
+
+    return generate(spark, cfg, force=force)
+
+
+def run_ingest(spark: SparkSession, cfg: Config) -> StageReport:
+    """Landing -> bronze -> silver + quarantine."""
+    from promolake.silver.ingest import run_ingest as ingest
+
+    return ingest(spark, cfg)
+
+
+def run_import_online_retail(spark: SparkSession, cfg: Config, path: str | None = None) -> StageReport:
+    """Map the UCI Online Retail file into the landing contract."""
+    from promolake.landing.online_retail import run_import
+
+    return run_import(spark, cfg, path)
+
+
+STAGES: dict[str, Callable[..., StageReport]] = {
+    "generate": run_generate,
+    "ingest": run_ingest,
+    "import-online-retail": run_import_online_retail,
+}
+# The main job, in order; later stages (features, models, scoring) join this list.
+RUN_ALL = ("generate", "ingest")
+
+
+def run_all(spark: SparkSession, cfg: Config, force_generate: bool = False) -> list[StageReport]:
+    """Run the main job end to end on the configured environment; returns each stage's report."""
+    started = time.perf_counter()
+    reports = []
+    for name in RUN_ALL:
+        kwargs = {"force": force_generate} if name == "generate" else {}
+        reports.append(STAGES[name](spark, cfg, **kwargs))
+    print(f"== run-all: {len(reports)} stages done in {time.perf_counter() - started:.1f}s ==", flush=True)
+    return reports

