@@ -28,8 +28,9 @@ def file_format(path: str) -> str | None:
 
 
 def new_files(listed: Iterable[FileInfo], seen: set[tuple[str, object]]) -> list[FileInfo]:
-    """Files not yet in bronze: a (path, modification time) pair not in `seen`."""
-    return [f for f in listed if (f.path, f.mtime) not in seen]
+    """Data files not yet in bronze: a (path, modification time) pair not in `seen`. Empty
+    (zero-byte) files and files of other types (README.txt) hold no records and are never new."""
+    return [f for f in listed if f.size > 0 and file_format(f.path) and (f.path, f.mtime) not in seen]
 
 
 def _read_group(spark: SparkSession, fmt: str, paths: list[str]) -> DataFrame:
@@ -39,7 +40,8 @@ def _read_group(spark: SparkSession, fmt: str, paths: list[str]) -> DataFrame:
     if fmt == "json":
         return (spark.read.option("primitivesAsString", True).option("mode", "PERMISSIVE")
                 .option("columnNameOfCorruptRecord", CORRUPT).json(paths))
-    return spark.read.option("mergeSchema", True).parquet(paths)
+    # mergeSchema only across several files: Spark's footer-merging path ignores nanosAsLong.
+    return spark.read.option("mergeSchema", len(paths) > 1).parquet(*paths)
 
 
 def _as_text(df: DataFrame, name: str) -> Column:
@@ -86,12 +88,11 @@ def read_raw_records(spark: SparkSession, files: list[FileInfo], source: Source,
 
     Files are read in groups of one format (CSV groups also share a header line); a group that
     fails to read is retried file by file, and a file that still fails becomes one corrupt record.
-    Zero-byte files hold no records and are skipped.
     """
     groups: dict[tuple[str, str], list[FileInfo]] = defaultdict(list)
     for f in files:
         fmt = file_format(f.path)
-        if fmt and f.size > 0:
+        if fmt:
             groups[(fmt, _csv_header(spark, f.path) if fmt == "csv" else "")].append(f)
     parts: list[DataFrame] = []
     for (fmt, _), group in groups.items():
@@ -102,14 +103,23 @@ def read_raw_records(spark: SparkSession, files: list[FileInfo], source: Source,
                 try:
                     parts.append(_with_file_info(_read_group(spark, fmt, [f.path]), [f], source, salt))
                 except Exception as err:  # noqa: BLE001 - a file Spark cannot parse is quarantined, not fatal
-                    parts.append(to_raw_records(_unreadable(spark, f, str(err).splitlines()[0]),
-                                                source, salt))
+                    parts.append(to_raw_records(_unreadable(spark, f, _error_text(err)), source, salt))
     if not parts:
         return spark.createDataFrame([], _raw_schema(source))
     out = parts[0]
     for p in parts[1:]:
         out = out.unionByName(p)
     return out
+
+
+def _error_text(err: Exception) -> str:
+    """The underlying reason of a read failure in one line (the JVM's message for Py4J errors)."""
+    java = getattr(err, "java_exception", None)
+    while java is not None and java.getCause() is not None and not java.getCause().equals(java):
+        java = java.getCause()
+    text = java.toString() if java is not None else str(err)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("at ")]
+    return (lines[0] if lines else type(err).__name__)[:300]
 
 
 def _with_file_info(df: DataFrame, group: list[FileInfo], source: Source, salt: str) -> DataFrame:

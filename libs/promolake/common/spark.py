@@ -20,7 +20,7 @@ def get_spark(conf: SparkConf | None = None) -> SparkSession:
     """
     if on_databricks():
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        _session_settings(spark)
         return spark
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -47,4 +47,12 @@ def get_spark(conf: SparkConf | None = None) -> SparkSession:
         builder = builder.config(key, value)
     spark = configure_spark_with_delta_pip(builder).getOrCreate()
     spark.sparkContext.setLogLevel(conf.log_level)
+    _session_settings(spark)
     return spark
+
+
+def _session_settings(spark: SparkSession) -> None:
+    """Runtime settings the pipeline relies on, on any cluster: UTC timestamps, and Parquet files
+    written by pandas (nanosecond timestamps) readable, as epoch nanoseconds."""
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")

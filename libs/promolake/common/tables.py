@@ -81,10 +81,10 @@ QUARANTINE = TableSpec("silver", "quarantine", (
     Field("rules", T.ArrayType(S), doc="Every rule the record broke."),
     Field("raw_record", S, doc="The record as delivered, as JSON (personal data hashed)."),
     Field("_source_file", S, doc="File the record came from."),
-    Field("_bronze_id", S, doc="The raw record in bronze.<source>."),
+    Field("_bronze_id", S, doc="The raw record in bronze.<source> (unique per source)."),
     Field("_ingest_run_id", S, doc="Ingestion run that rejected it."),
     Field("quarantined_at", TS, doc="When it was rejected."),
-), ("_bronze_id",), "Records that broke the landing contract, one row per rejected record, with the rule broken.")
+), ("source", "_bronze_id"), "Records that broke the landing contract, one row per rejected record, with the rule broken.")
 
 INGEST_RUNS = TableSpec("ops", "ingest_runs", (
     Field("run_id", S, doc="Ingestion run."),

@@ -38,14 +38,18 @@ def _text(raw: Column) -> Column:
 def _typed(name: str, dtype: T.DataType) -> Column:
     """Typed value of the cleaned text column `name`; null where the text does not parse.
 
-    Timestamps: ISO-8601 with or without offset (none means UTC) or epoch seconds/milliseconds.
+    Timestamps: ISO-8601 with or without offset (none means UTC) or epoch seconds, milli-, micro-
+    or nanoseconds (Parquet from pandas).
     Integers: any integral number ("2", "2.0"); "2.5" does not parse.
     """
     c = f"`{name}`"
     text = F.col(name)
     if isinstance(dtype, T.TimestampType):
-        epoch = F.when(text.rlike(r"^\d{9,10}$"), text.cast("long")) \
-            .when(text.rlike(r"^\d{12,13}$"), (text.cast("long") / 1000).cast("long"))
+        digits = F.length(text)
+        epoch = F.when(text.rlike(r"^\d{9,19}$"), F.when(digits <= 10, text.cast("long"))
+                       .when(digits <= 13, (text.cast("long") / 1_000).cast("long"))
+                       .when(digits <= 16, (text.cast("long") / 1_000_000).cast("long"))
+                       .otherwise((text.cast("decimal(20,0)") / 1_000_000_000).cast("long")))
         return F.coalesce(F.expr(f"try_cast({c} as timestamp)"), F.timestamp_seconds(epoch))
     if isinstance(dtype, T.IntegerType):
         dec = F.expr(f"try_cast({c} as decimal(20,4))")
@@ -98,8 +102,8 @@ def _source_rules(name: str, t) -> list[tuple[str, Column]]:
         return [
             ("unknown_event_type", t("event_type").isNotNull() & ~t("event_type").isin(*EVENT_TYPES)),
             ("missing_item_id", t("item_id").isNull() & (t("event_type") != "search")),
-            ("non_positive_quantity", purchase & (t("quantity").isNull() | (t("quantity") <= 0))),
-            ("non_positive_quantity", ~purchase & (t("quantity") <= 0)),
+            ("missing_quantity", purchase & F.col("__c_quantity").isNull()),
+            ("non_positive_quantity", t("quantity") <= 0),
             ("missing_unit_price", purchase & t("unit_price").isNull()),
             ("negative_price", t("unit_price") < 0),
             ("negative_discount", t("discount_amount") < 0),
@@ -140,10 +144,10 @@ def apply_rules(raw: DataFrame, source: Source, settings: RuleSettings) -> DataF
 def mark_duplicates(validated: DataFrame, source: Source) -> DataFrame:
     """Among valid rows with the same key, keep the newest (file time, file, bronze id); the others
     get rule duplicate_key."""
-    keys = [F.col(f"__t_{k}") for k in source.keys]
-    order = Window.partitionBy(*keys).orderBy(F.col("_file_mtime").desc_nulls_last(),
-                                              F.col("_source_file").desc(), F.col("_bronze_id").desc())
     valid = F.size(RULES_COL) == 0
+    keys = [F.col(f"__t_{k}") for k in source.keys]
+    order = Window.partitionBy(*keys, valid).orderBy(F.col("_file_mtime").desc_nulls_last(),
+                                              F.col("_source_file").desc(), F.col("_bronze_id").desc())
     rank = F.when(valid, F.row_number().over(order))
     return validated.withColumn(RULES_COL, F.when(valid & (rank > 1), F.array(F.lit("duplicate_key")))
                                 .otherwise(F.col(RULES_COL)))
