@@ -17,6 +17,41 @@ from promolake.common.tables import silver_fields
 from promolake.landing.contract import ARMS, EVENT_TYPES, OFFER_TYPES, REFERENCES, SCOPES, Source
 
 RULES_COL = "_rules"
+
+# Every rule a record can break; `<column>` stands for a contract column. Documented in
+# docs/data-contract.md (generated from this table by promolake.landing.contract_doc).
+RULE_DOCS: dict[str, str] = {
+    "unparsable_record": "The line or the whole file could not be parsed (bad JSON, not a Parquet file).",
+    "missing_<column>": "A required column is absent or blank.",
+    "unparsable_<column>": "A typed column holds text that is not a valid number / integer / timestamp.",
+    "text_too_long": "A text value is longer than ingest.max_text_length characters.",
+    "timestamp_in_future": "A timestamp is later than now + ingest.future_tolerance_hours.",
+    "timestamp_too_old": "A timestamp is earlier than ingest.min_timestamp.",
+    "non_positive_list_price": "items: list_price <= 0 (after rounding to cents).",
+    "negative_unit_cost": "items: unit_cost < 0.",
+    "unknown_event_type": "events: event_type not one of view, cart, purchase, search.",
+    "missing_item_id": "events: item_id is null on an event other than search.",
+    "missing_quantity": "events: a purchase without quantity.",
+    "non_positive_quantity": "events: quantity <= 0 (cancellations, returns).",
+    "missing_unit_price": "events: a purchase without unit_price.",
+    "negative_price": "events: unit_price < 0.",
+    "negative_discount": "events, redemptions: discount_amount < 0.",
+    "rating_out_of_range": "reviews: rating not in 1..5.",
+    "unknown_offer_type": "campaigns: offer_type not one of percent_off, amount_off, spend_threshold, gift.",
+    "unknown_scope": "campaigns: scope not one of item, category, basket.",
+    "non_positive_value": "campaigns: value <= 0.",
+    "percent_out_of_range": "campaigns: percent_off with value > 100.",
+    "negative_min_spend": "campaigns: min_spend < 0.",
+    "missing_scope_value": "campaigns: category scope without scope_value.",
+    "end_before_start": "campaigns: end_ts is not after start_ts.",
+    "unknown_arm": "exposures: arm not one of treatment, control.",
+    "treatment_without_offer": "exposures: treatment arm without offer_id.",
+    "control_with_offer": "exposures: control arm with an offer_id.",
+    "propensity_out_of_range": "exposures: propensity not in (0, 1].",
+    "duplicate_key": "Another valid record with the same key arrived in the same batch from a newer file "
+                     "(or later in the same file); the newest is kept.",
+    "orphan_<column>": "A reference (user_id, item_id, campaign_id) to a record that is not in silver.",
+}
 CONTROL_CHARS = r"[\p{Cntrl}&&[^\n\t]]"
 
 
