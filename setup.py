@@ -1,7 +1,9 @@
 """promolake: e-commerce behaviour data -> personalized promotion decisions on the lakehouse."""
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
 
@@ -27,8 +29,22 @@ DEV = [
     "chispa==0.11.1",
 ]
 
+
+
+class BuildWithConf(build_py):
+    """Ship conf/*.yml inside the wheel (promolake/conf) so jobs on a cluster find their config."""
+
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / "promolake" / "conf"
+        target.mkdir(parents=True, exist_ok=True)
+        for f in (HERE / "conf").glob("*.yml"):
+            shutil.copy(f, target / f.name)
+
+
 setup(
     name="promolake",
+    cmdclass={"build_py": BuildWithConf},
     version="0.1.0",
     description=__doc__,
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else __doc__,
@@ -36,7 +52,6 @@ setup(
     python_requires=">=3.10,<3.12",
     package_dir={"": "libs"},
     packages=find_packages("libs"),
-    package_data={"promolake": ["conf/*.yml"]},
     install_requires=CORE,
     extras_require={"train": TRAIN, "dev": DEV},
     entry_points={"console_scripts": ["promolake=promolake.cli:main"]},
