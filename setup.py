@@ -27,6 +27,7 @@ TRAIN = [
 DEV = [
     "pytest==8.4.2",
     "chispa==0.11.1",
+    "psutil==7.2.2",
 ]
 
 
