@@ -3,7 +3,6 @@ are picked up, personal data never reaches silver, and a run killed half-way is 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd

@@ -24,7 +24,7 @@ class StageReport:
 
     def __enter__(self) -> "StageReport":
         self.started = time.perf_counter()
-        self.log(f"started")
+        self.log("started")
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -27,6 +28,9 @@ def get_spark(conf: SparkConf | None = None) -> SparkSession:
         return active
     from delta import configure_spark_with_delta_pip
 
+    # Python workers of a local session run the driver's interpreter (the virtual environment),
+    # not whatever python3 is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = conf or SparkConf()
     builder = (
         SparkSession.builder.master(conf.master)

@@ -3,35 +3,32 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 
-from promolake.common import files
+from promolake.common.files import delete, list_files, rename
 
-EXTENSIONS = {"parquet": "parquet", "csv": "csv", "json": "jsonl"}
+EXTENSIONS = {"csv": "csv", "json": "jsonl", "parquet": "parquet"}
+WRITE_OPTIONS = {"csv": {"header": "true", "escape": '"'}, "json": {"ignoreNullFields": "false"}, "parquet": {}}
 
 
-def write_landing(spark: SparkSession, df: DataFrame, landing_root: str, source: str, prefix: str,
-                  fmt: str = "parquet", num_files: int = 1) -> list[str]:
-    """Write df as `num_files` files landing/<source>/<prefix>-<nnnnn>.<ext>; returns their paths.
+def write_files(spark: SparkSession, frame: DataFrame, landing: str, source: str, fmt: str,
+                first: int = 0, partition_by: str | None = None, prefix: str | None = None) -> list[str]:
+    """Write frame as landing/<source>/<prefix>-<nnnnn>.<ext> files numbered from `first` and
+    return their paths (prefix defaults to the source name).
 
-    Spark writes into a hidden temporary folder first (ignored by ingestion), then the part files
-    are moved into place, so a half-written file is never visible to ingestion.
+    Spark writes into the hidden folder landing/_tmp_<source> first (ingestion ignores names starting
+    with _), then the part files are moved into place in path order (so partitions by month come in
+    month order); a half-written file is never visible to ingestion. Existing files of the same
+    name are replaced.
     """
-    root = landing_root.rstrip("/")
-    tmp = f"{root}/_tmp_{source}_{prefix}"
-    files.delete(spark, tmp)
-    writer = df.coalesce(num_files).write.mode("overwrite")
-    if fmt == "csv":
-        writer.option("header", True).option("escape", '"').option("timestampFormat",
-                                                                   "yyyy-MM-dd'T'HH:mm:ss'Z'").csv(tmp)
-    elif fmt == "json":
-        writer.option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss'Z'").json(tmp)
-    else:
-        writer.parquet(tmp)
-    parts = [f for f in files.list_files(spark, tmp) if f.path.rsplit("/", 1)[-1].startswith("part-")]
-    out = []
-    for n, part in enumerate(parts):
-        dest = f"{root}/{source}/{prefix}-{n:05d}.{EXTENSIONS[fmt]}"
-        files.delete(spark, dest)
-        files.rename(spark, part.path, dest)
-        out.append(dest)
-    files.delete(spark, tmp)
-    return out
+    tmp = f"{landing}/_tmp_{source}"
+    writer = frame.write.mode("overwrite").format(fmt).options(**WRITE_OPTIONS[fmt])
+    if partition_by:
+        writer = writer.partitionBy(partition_by)
+    writer.save(tmp)
+    paths = []
+    parts = (f.path for f in list_files(spark, tmp) if f.path.endswith(f".{fmt}"))
+    for number, part in enumerate(parts, first):
+        paths.append(f"{landing}/{source}/{prefix or source}-{number:05d}.{EXTENSIONS[fmt]}")
+        delete(spark, paths[-1])
+        rename(spark, part, paths[-1])
+    delete(spark, tmp)
+    return paths

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from promolake.common.config import Config
 from promolake.common.reporting import StageReport
-from promolake.landing.landing_files import write_landing
+from promolake.landing.landing_files import write_files
 
 DEFAULT_PATH = "../shared/data/online_retail/online_retail.parquet"
 
@@ -102,6 +102,7 @@ def run_import(spark: SparkSession, cfg: Config, path: str | None = None,
         raw = spark.read.parquet(path)
         report.log(f"read {path}")
         for source, df in map_online_retail(raw).items():
-            written = write_landing(spark, df, cfg.landing.root, source, "online_retail", "parquet")
+            written = write_files(spark, df.coalesce(1), cfg.landing.root.rstrip("/"), source, "parquet",
+                                  prefix="online_retail")
             report.record(source=source, files=len(written), rows=df.count())
     return report

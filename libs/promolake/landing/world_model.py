@@ -161,7 +161,7 @@ def sample_rows(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Return, per row of non-negative weights (n x k), the column drawn with probability
     proportional to its weight, using the uniform u[row]."""
     cum = np.cumsum(weights, axis=1)
-    picked = (cum < (u * cum[:, -1])[:, None]).sum(axis=1)
+    picked = (cum <= (u * cum[:, -1])[:, None]).sum(axis=1)  # first column whose cumulative weight exceeds u
     return np.minimum(picked, weights.shape[1] - 1)
 
 
@@ -296,7 +296,8 @@ def _item_texts(category, words, model) -> tuple[np.ndarray, np.ndarray]:
     noun, adjective, brand = words
     title = _join(brand, " ", adjective, " ", noun, " ", model)
     aspect = np.array([c.aspect for c in CATEGORIES])[category]
-    description = _join("A ", adjective, " ", noun, " by ", brand, ", known for its ", aspect,
+    article = np.where(np.isin(adjective.astype("U1"), list("aeiou")), "An ", "A ")
+    description = _join(article, adjective, " ", noun, " by ", brand, ", known for its ", aspect,
                         ". Part of our ", np.array([c.name for c in CATEGORIES])[category], " range.")
     return title, description
 
@@ -571,7 +572,8 @@ def draw_staples(rng: np.random.Generator, world: World, taste: np.ndarray) -> t
     count = np.where(rng.random(n) < STAPLE_USER_SHARE, rng.integers(1, MAX_STAPLES + 1, n), 0)
     weight = np.repeat(taste * np.where(CONSUMABLE, 4.0, 0.3), MAX_STAPLES, axis=0)
     category = sample_rows(weight, rng.random(n * MAX_STAPLES))
-    item = sample_pools(world.pools["established"], category, rng.random(n * MAX_STAPLES)).reshape(n, MAX_STAPLES)
+    item = sample_pools(world.pools["established"], category, rng.random(n * MAX_STAPLES))
+    item = item.reshape(n, MAX_STAPLES)
     item[np.arange(MAX_STAPLES)[None, :] >= count[:, None]] = -1
     return item, rng.integers(14, 61, (n, MAX_STAPLES))
 
@@ -640,8 +642,9 @@ def true_uplift(depth: np.ndarray, price_sensitivity: np.ndarray, deal_proneness
 def simulate_exposures(rng: np.random.Generator, world: World, users: Users) -> dict[str, np.ndarray]:
     """Return one row per (campaign, targeted user): users who signed up before the start are targeted
     with prob targeted_share, treated with prob treatment_share and shown a uniformly drawn offer
-    (offer -1 for control; `drawn` keeps the drawn offer). One uniform decides `bought` against p1
-    (treatment) or p0 (control); ~90% of treated buyers redeem."""
+    (offer -1 for control; `drawn` keeps the drawn offer). p1 = min(0.95, p0 + uplift), but never
+    below p0. One uniform decides `bought` against p1 (treatment) or p0 (control); ~90% of treated
+    buyers redeem."""
     camp = world.campaigns
     targeted = rng.random((len(users), len(camp))) < world.targeted_share
     user, c = np.nonzero(targeted & (users.signup_day < 0)[:, None])
@@ -650,8 +653,8 @@ def simulate_exposures(rng: np.random.Generator, world: World, users: Users) -> 
     drawn = camp.first_offer[c] + (rng.random(m) * camp.n_offers[c]).astype(np.int64)
     affinity = users.taste[user, camp.theme[c]]
     p0 = baseline_probability(users.activity[user], affinity, world.campaign_days)
-    p1 = np.minimum(0.95, p0 + true_uplift(camp.depth[drawn], users.price_sensitivity[user],
-                                           users.deal_proneness[user], affinity))
+    uplift = true_uplift(camp.depth[drawn], users.price_sensitivity[user], users.deal_proneness[user], affinity)
+    p1 = np.maximum(p0, np.minimum(0.95, p0 + uplift))  # an offer never lowers the chance to buy
     bought = rng.random(m) < np.where(treated, p1, p0)
     exposed_t = camp.start_day[c] + rng.uniform(0.0, 0.5, m)
     return {"user": user, "campaign": c, "offer": np.where(treated, drawn, -1), "drawn": drawn,
@@ -662,7 +665,8 @@ def simulate_exposures(rng: np.random.Generator, world: World, users: Users) -> 
             "buy_t": exposed_t + rng.uniform(0.05, world.campaign_days - 0.6, m)}
 
 
-def campaign_sessions(rng: np.random.Generator, world: World, exposures: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def campaign_sessions(rng: np.random.Generator, world: World,
+                      exposures: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Return the sessions in which exposed buyers buy an item of the campaign's scope."""
     which = np.flatnonzero(exposures["bought"])
     c = exposures["campaign"][which]
@@ -678,9 +682,10 @@ def campaign_sessions(rng: np.random.Generator, world: World, exposures: dict[st
 
 
 def event_table(user, t, kind, item=-1, quantity=-1, unit_price=np.nan, discount=np.nan, order_no=-1,
-                query=None) -> dict[str, np.ndarray]:
+                text=None) -> dict[str, np.ndarray]:
     """Return events as parallel arrays (scalars are broadcast): who, when, type, item (-1: none),
-    quantity (-1: none), unit price and line discount (NaN: none), order number (-1: none), query text."""
+    quantity (-1: none), unit price and line discount (NaN: none), order number (-1: none) and the
+    search text of search events."""
     n = len(user)
 
     def full(value, dtype):
@@ -689,7 +694,7 @@ def event_table(user, t, kind, item=-1, quantity=-1, unit_price=np.nan, discount
     return {"user": full(user, np.int64), "t": full(t, np.float64), "type": full(kind, np.int64),
             "item": full(item, np.int64), "quantity": full(quantity, np.int64),
             "unit_price": full(unit_price, np.float64), "discount": full(discount, np.float64),
-            "order_no": full(order_no, np.int64), "query": full(query, object)}
+            "order_no": full(order_no, np.int64), "text": full(text, object)}
 
 
 def choose_view_items(rng: np.random.Generator, world: World, users: Users, user: np.ndarray,
@@ -810,13 +815,14 @@ def build_events(rng: np.random.Generator, world: World, users: Users, sessions,
     s["number"] = rank_within(s["user"])
     views, first = expand_views(rng, world, users, s)
     lines, redemptions = decide_lines(rng, world, users, s, views, first, exposures)
-    searching = np.flatnonzero((s["item"] < 0) & (rng.random(len(s["t"])) < 0.2 + 0.25 * users.price_sensitivity[s["user"]]))
+    p_search = 0.2 + 0.25 * users.price_sensitivity[s["user"]]
+    searching = np.flatnonzero((s["item"] < 0) & (rng.random(len(s["t"])) < p_search))
     query = build_queries(rng, world.catalogue, lines["item"][first[searching]],
                           users.price_sensitivity[s["user"][searching]])
     cart, buy = take(lines, lines["carted"]), take(lines, lines["bought"])
     gift = redemptions["gift_item"] >= 0
     parts = [
-        event_table(s["user"][searching], s["t"][searching], SEARCH, query=query),
+        event_table(s["user"][searching], s["t"][searching], SEARCH, text=query),
         event_table(lines["user"], lines["t"], VIEW, lines["item"], unit_price=lines["unit"]),
         event_table(cart["user"], cart["cart_t"], CART, cart["item"], cart["quantity"], cart["unit"]),
         event_table(buy["user"], buy["pay_t"], PURCHASE, buy["item"], buy["quantity"], buy["unit"],
@@ -853,7 +859,7 @@ def review_ratings(rng: np.random.Generator, users: Users, catalogue: Catalogue,
     category = catalogue.category[item]
     affinity = np.log(np.clip(users.taste[user, category] * N_CATEGORIES, 0.2, 5.0))
     favourite = users.fav_brand[user, category] == catalogue.brand[item]
-    score = 3.8 + 0.9 * catalogue.quality[item] + 0.3 * affinity + 0.3 * favourite + rng.normal(0, 0.8, len(item))
+    score = 3.6 + 0.9 * catalogue.quality[item] + 0.3 * affinity + 0.3 * favourite + rng.normal(0, 0.9, len(item))
     return np.clip(np.rint(score), 1, 5).astype(np.int64)
 
 
@@ -951,11 +957,19 @@ def simulate_batch(world: World, idx: np.ndarray) -> dict[str, dict[str, np.ndar
     reviews = build_reviews(generator(world.seed, STREAM_REVIEWS, first), world, users, events)
     for table in (events, reviews, exposures, redemptions):
         table["user"] = idx[table["user"]]
-    camp = world.campaigns
-    exposures["offer_number"] = np.where(exposures["offer"] >= 0, camp.offer_number[exposures["drawn"]], -1)
-    exposures["drawn_number"] = camp.offer_number[exposures["drawn"]]
     return {"users": user_records(users), "events": inject_dirty_events(world, events),
-            "reviews": inject_dirty_reviews(world, reviews), "exposures": exposures, "redemptions": redemptions}
+            "reviews": inject_dirty_reviews(world, reviews), "exposures": exposure_records(world, exposures),
+            "redemptions": redemptions}
+
+
+def exposure_records(world: World, exposures: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return the exposures with offers numbered within their campaign: offer_number is the offer shown
+    (-1 for control), drawn_number the offer drawn for every exposure (the one p1 refers to)."""
+    keep = ("user", "campaign", "treated", "propensity", "t", "p0", "p1", "uplift", "bought", "redeemed")
+    out = {k: exposures[k] for k in keep}
+    out["drawn_number"] = world.campaigns.offer_number[exposures["drawn"]]
+    out["offer_number"] = np.where(exposures["treated"], out["drawn_number"], -1)
+    return out
 
 
 def user_records(users: Users) -> dict[str, np.ndarray]:
