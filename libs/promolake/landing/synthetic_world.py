@@ -71,13 +71,19 @@ def run_generate(spark: SparkSession, cfg: Config, force: bool = False,
     per source and truth table written (files, rows).
     """
     report = report or StageReport("generate")
+    with report:
+        _generate(spark, cfg, force, report)
+    return report
+
+
+def _generate(spark: SparkSession, cfg: Config, force: bool, report: StageReport) -> None:
     landing, truth = cfg.landing.root.rstrip("/"), cfg.world.truth_root.rstrip("/")
     params = world_parameters(cfg.world)
     marker = f"{landing}/_world.json"
     previous = read_text(spark, marker)
     if not force and previous is not None and json.loads(previous) == params:
         report.note("world already generated with these parameters; nothing to do (use force to redo)")
-        return report
+        return
     clear_world(spark, landing, truth)
     report.log(f"cleared {landing} sources and {truth}")
     with utc_session(spark):
@@ -92,9 +98,9 @@ def run_generate(spark: SparkSession, cfg: Config, force: bool = False,
             write_truth(spark, world, stage, truth, counts, report)
         finally:
             stage.unpersist()
+    # Written last: a killed run leaves no marker, so the next run regenerates from scratch.
     write_text(spark, marker, json.dumps(params, indent=2, sort_keys=True))
     report.log(f"wrote {marker}")
-    return report
 
 
 def world_parameters(world: WorldConf) -> dict:
