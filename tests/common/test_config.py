@@ -77,7 +77,7 @@ def test_missing_environment_variable_is_named(tmp_path):
 def test_identifiers_from_config_are_refused(tmp_path, bad):
     with pytest.raises(ValueError):
         validate_identifier(bad)
-    d = write_conf(tmp_path, f"lake:\n  mode: unity_catalog\n  catalog: '{bad}'\n  state_root: /Volumes/x\n")
+    d = write_conf(tmp_path, f"lake:\n  mode: unity_catalog\n  catalog: '{bad}'\n")
     with pytest.raises(ConfigError, match="lake.catalog"):
         load_config("local", conf_dir=d, environ={})
     d = write_conf(tmp_path, f"lake:\n  schemas: {{silver: '{bad}'}}\n")

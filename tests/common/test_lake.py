@@ -13,8 +13,7 @@ pytestmark = pytest.mark.spark
 def test_path_and_unity_catalog_names(spark, tmp_path):
     assert Lake(spark, LakeConf(mode="path", root=str(tmp_path))).location("silver.events") == \
         str(tmp_path / "silver" / "events")
-    uc = Lake(spark, LakeConf(mode="unity_catalog", catalog="main", schemas={"silver": "promo_silver"},
-                              state_root="/Volumes/main/ops/state"))
+    uc = Lake(spark, LakeConf(mode="unity_catalog", catalog="main", schemas={"silver": "promo_silver"}))
     assert uc.location("silver.events") == "`main`.`promo_silver`.`events`"
     with pytest.raises(KeyError, match="unknown table 'silver.nope'"):
         uc.location("silver.nope")

@@ -57,7 +57,6 @@ class LakeConf(_Strict):
     schemas: dict[Literal["bronze", "silver", "gold", "ml", "ops"], str] = Field(
         default_factory=lambda: {l: l for l in ("bronze", "silver", "gold", "ml", "ops")}
     )
-    state_root: str | None = None
 
     @field_validator("catalog")
     @classmethod
@@ -75,8 +74,6 @@ class LakeConf(_Strict):
     def _uc_needs_catalog(self) -> "LakeConf":
         if self.mode == "unity_catalog" and not self.catalog:
             raise ValueError("lake.mode unity_catalog needs lake.catalog")
-        if self.mode == "unity_catalog" and not self.state_root:
-            raise ValueError("lake.mode unity_catalog needs lake.state_root (a volume path for ingest state)")
         return self
 
 

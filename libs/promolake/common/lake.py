@@ -15,7 +15,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from promolake.common.config import LakeConf, validate_identifier
-from promolake.common.tables import TableSpec, spec
+from promolake.common.tables import TABLES, TableSpec, spec
 
 
 class SchemaMismatchError(ValueError):
@@ -48,11 +48,6 @@ class Lake:
         if self.conf.mode == "path":
             return os.path.join(self._root(), t.layer, t.name)
         return _quote(self.conf.catalog, self.conf.schemas[t.layer], t.name)
-
-    def state_path(self, *parts: str) -> str:
-        """Folder for non-table state (salts, checkpoints) beside the tables."""
-        base = self.conf.state_root or os.path.join(self._root(), "_state")
-        return os.path.join(base, *parts)
 
     def _root(self) -> str:
         return os.path.abspath(self.conf.root) if "://" not in self.conf.root else self.conf.root
@@ -156,7 +151,5 @@ class Lake:
 
     def tables(self, layers: Iterable[str] | None = None) -> list[str]:
         """Logical names of existing tables, optionally limited to some layers."""
-        from promolake.common.tables import TABLES
-
         return [n for n, t in TABLES.items() if (layers is None or t.layer in layers) and self.exists(n)]
 

@@ -127,12 +127,12 @@ def _ingest_sources(spark: SparkSession, cfg: Config, lake: Lake, salt: str, set
         log_run(lake, run_id, name, n_files, counts)
         report.record(source=name, files=n_files, read=counts["rows_read"], accepted=counts["rows_accepted"],
                       quarantined=counts["rows_quarantined"], inserted=counts["inserted"],
-                      updated=counts["updated"])
+                      updated=counts["updated"], table=lake.location(f"silver.{name}"))
         if counts["rules"]:
             top = ", ".join(f"{r}={c}" for r, c in sorted(counts["rules"].items(), key=lambda x: -x[1])[:5])
             report.log(f"{name}: quarantined by rule: {top}")
-    report.note(f"silver tables under {lake.location('silver.events').rsplit('events', 1)[0]}; "
-                f"rejected records in {lake.location('silver.quarantine')}")
+    report.note(f"rejected records: {lake.location('silver.quarantine')}; "
+                f"audit log: {lake.location('ops.ingest_runs')}")
 
 
 def log_run(lake: Lake, run_id: str, source: str, n_files: int, counts: dict) -> None:
