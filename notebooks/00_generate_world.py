@@ -7,6 +7,18 @@
 
 # COMMAND ----------
 
+# MAGIC %md The bundle syncs this repository next to the notebooks; install the same package the jobs run.
+
+# COMMAND ----------
+
+# MAGIC %pip install --quiet ..
+
+# COMMAND ----------
+
+# MAGIC %restart_python
+
+# COMMAND ----------
+
 from promolake.common.config import load_config
 from promolake.common.spark import get_spark
 from promolake.pipeline import run_generate

@@ -7,7 +7,15 @@
 
 # COMMAND ----------
 
-# MAGIC %pip install ../dist/promolake-0.1.0-py3-none-any.whl
+# MAGIC %md The bundle syncs this repository next to the notebooks; install the same package the jobs run.
+
+# COMMAND ----------
+
+# MAGIC %pip install --quiet ..
+
+# COMMAND ----------
+
+# MAGIC %restart_python
 
 # COMMAND ----------
 
