@@ -9,8 +9,8 @@ from pyspark.sql import functions as F
 
 from promolake.common.tables import spec
 from promolake.landing.contract import SOURCES
-from promolake.silver.rules import (RuleSettings, accepted_rows, apply_rules, mark_duplicates, mark_orphans,
-                                    quarantine_rows)
+from promolake.silver.rules import (RuleSettings, accepted_rows, apply_rules, compact, mark_duplicates,
+                                    mark_orphans, quarantine_rows)
 
 pytestmark = pytest.mark.spark
 
@@ -142,7 +142,7 @@ def test_orphans_and_accepted_quarantine_split(spark):
                                      "event_id string, item_id string, event_type string")
     assert_df_equality(accepted.select("event_id", "item_id", "event_type"), expected, ignore_row_order=True,
                        ignore_nullable=True)
-    quarantined = quarantine_rows(checked, src)
+    quarantined = quarantine_rows(compact(checked, src), src)
     assert quarantined.schema.names == spec("silver.quarantine").schema.names
     q = {r.rule: r.raw_record for r in quarantined.collect()}
     assert set(q) == {"orphan_item_id", "orphan_user_id"}

@@ -24,8 +24,8 @@ from promolake.common.lake import Lake, WriteResult
 from promolake.common.pii import resolve_salt
 from promolake.common.reporting import StageReport
 from promolake.landing.contract import REFERENCES, SOURCES, Source
-from promolake.silver.rules import (RULES_COL, RuleSettings, accepted_rows, apply_rules, mark_duplicates,
-                                    mark_orphans, quarantine_rows)
+from promolake.silver.rules import (RULES_COL, RuleSettings, accepted_rows, apply_rules, compact,
+                                    mark_duplicates, mark_orphans, quarantine_rows)
 
 # Referenced sources first, so foreign keys can be checked against what this run accepted.
 ORDER = ("users", "items", "campaigns", "campaign_items", "events", "reviews", "exposures", "redemptions")
@@ -45,9 +45,10 @@ def rule_settings(cfg: Config, now: dt.datetime) -> RuleSettings:
 
 def check_batch(batch: DataFrame, source: Source, settings: RuleSettings,
                 known: dict[str, DataFrame]) -> DataFrame:
-    """Bronze rows -> rows with typed columns and `_rules` (empty when accepted): contract rules,
-    then duplicate keys among valid rows, then foreign keys against `known` keys."""
-    return mark_orphans(mark_duplicates(apply_rules(batch, source, settings), source), source, known)
+    """Bronze rows -> compact rows with typed columns and `_rules` (empty when accepted): contract
+    rules, then duplicate keys among valid rows, then foreign keys against `known` keys."""
+    checked = mark_orphans(mark_duplicates(apply_rules(batch, source, settings), source), source, known)
+    return compact(checked, source)
 
 
 def land_to_bronze(spark: SparkSession, lake: Lake, landing_root: str, source: Source, salt: str,

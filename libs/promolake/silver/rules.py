@@ -173,7 +173,8 @@ def apply_rules(raw: DataFrame, source: Source, settings: RuleSettings) -> DataF
     typed = type_columns(raw, source)
     flags = [F.when(F.coalesce(cond, F.lit(False)), F.lit(rule)) for rule, cond in _broken(source, settings)]
     broken = F.array_distinct(F.filter(F.array(*flags), lambda x: x.isNotNull()))
-    return typed.withColumn(RULES_COL, broken)
+    cleaned = [f"__c_{f.name}" for f in silver_fields(source)]
+    return typed.withColumn(RULES_COL, broken).drop(*cleaned)
 
 
 def mark_duplicates(validated: DataFrame, source: Source) -> DataFrame:
@@ -205,6 +206,16 @@ def mark_orphans(validated: DataFrame, source: Source, known: dict[str, DataFram
     return out
 
 
+def compact(checked: DataFrame, source: Source) -> DataFrame:
+    """Only what accepted_rows and quarantine_rows need: typed columns, rules, lineage, and the raw
+    record as JSON for rejected rows (null for accepted ones), so a persisted batch stays narrow."""
+    raw_cols = [f.name for f in silver_fields(source)] + ["_extra"]
+    raw = F.when(F.size(RULES_COL) > 0,
+                 F.coalesce(F.col("_corrupt_record"), F.to_json(F.struct(*[F.col(c) for c in raw_cols]))))
+    return checked.select(*[f"__t_{f.name}" for f in silver_fields(source)], RULES_COL, "_source_file",
+                          "_file_mtime", "_ingest_run_id", "_bronze_id", raw.alias("__raw_record"))
+
+
 def accepted_rows(checked: DataFrame, source: Source) -> DataFrame:
     """Silver rows (declared silver columns + lineage) of the records that broke no rule."""
     fields = silver_fields(source)
@@ -216,10 +227,9 @@ def accepted_rows(checked: DataFrame, source: Source) -> DataFrame:
 
 
 def quarantine_rows(checked: DataFrame, source: Source) -> DataFrame:
-    """silver.quarantine rows for the records that broke at least one rule."""
-    raw_cols = [f.name for f in silver_fields(source)] + ["_extra"]
-    raw = F.coalesce(F.col("_corrupt_record"), F.to_json(F.struct(*[F.col(c) for c in raw_cols])))
+    """silver.quarantine rows for the records that broke at least one rule (input: compact())."""
     return (checked.where(F.size(RULES_COL) > 0)
             .select(F.lit(source.name).alias("source"), F.col(RULES_COL)[0].alias("rule"),
-                    F.col(RULES_COL).alias("rules"), raw.alias("raw_record"), "_source_file", "_bronze_id",
+                    F.col(RULES_COL).alias("rules"), F.col("__raw_record").alias("raw_record"), "_source_file",
+                    "_bronze_id",
                     "_ingest_run_id", F.current_timestamp().alias("quarantined_at")))
