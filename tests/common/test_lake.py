@@ -32,20 +32,32 @@ def test_schema_is_checked_before_write(spark, tmp_path):
 def runs(spark, rows):
     return spark.createDataFrame(
         rows, "run_id string, source string, files long, rows_read long, rows_accepted long, "
-              "rows_quarantined long, rules map<string,bigint>, last_bronze_run_id string") \
+              "rows_quarantined long, rules map<string,bigint>, rows_retried long, rows_released long, "
+              "last_bronze_run_id string") \
         .withColumn("finished_at", F.current_timestamp())
 
 
 def test_upsert_is_idempotent_and_updates_by_key(spark, tmp_path):
     lake = Lake(spark, LakeConf(root=str(tmp_path)))
-    first = runs(spark, [("r1", "users", 1, 5, 4, 1, {"x": 1}, "b1"), ("r1", "items", 1, 3, 3, 0, {}, "b1")])
+    first = runs(spark, [("r1", "users", 1, 5, 4, 1, {"x": 1}, 0, 0, "b1"), ("r1", "items", 1, 3, 3, 0, {}, 0, 0, "b1")])
     assert lake.upsert(first, "ops.ingest_runs").inserted == 2
     assert lake.upsert(first, "ops.ingest_runs", insert_only=True).inserted == 0
-    again = runs(spark, [("r1", "users", 1, 6, 5, 1, {"x": 1}, "b1"), ("r2", "users", 0, 0, 0, 0, {}, "b2")])
+    again = runs(spark, [("r1", "users", 1, 6, 5, 1, {"x": 1}, 0, 0, "b1"), ("r2", "users", 0, 0, 0, 0, {}, 0, 0, "b2")])
     result = lake.upsert(again, "ops.ingest_runs")
     assert (result.inserted, result.updated) == (1, 1)
     got = {(r.run_id, r.source): r.rows_read for r in lake.read("ops.ingest_runs").collect()}
     assert got == {("r1", "users"): 6, ("r1", "items"): 3, ("r2", "users"): 0}
+
+
+def test_delete_keys_needs_exactly_the_key_columns(spark, tmp_path):
+    lake = Lake(spark, LakeConf(root=str(tmp_path)))
+    lake.upsert(runs(spark, [("r1", "users", 1, 5, 4, 1, {}, 0, 0, "b1"), ("r1", "items", 1, 3, 3, 0, {}, 0, 0, "b1")]),
+                "ops.ingest_runs")
+    with pytest.raises(SchemaMismatchError, match="exactly its key columns"):
+        lake.delete_keys(spark.createDataFrame([("r1",)], "run_id string"), "ops.ingest_runs")
+    assert lake.delete_keys(spark.createDataFrame([("r1", "users"), ("r9", "users")], "run_id string, source string"),
+                            "ops.ingest_runs") == 1
+    assert [r.source for r in lake.read("ops.ingest_runs").collect()] == ["items"]
 
 
 def test_tables_carry_documentation(spark, tmp_path):

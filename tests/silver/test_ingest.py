@@ -184,3 +184,32 @@ def test_kill_between_bronze_and_silver_is_repaired(spark, tmp_path):
     assert lake.read("silver.users").count() == 3
     assert lake.read("silver.users").select("user_id").distinct().count() == 3
     assert lake.read("silver.quarantine").count() == 3  # 2 from users-1, 1 from users-2: none twice
+
+
+def test_late_arriving_reference_releases_the_orphan(spark, tmp_path, monkeypatch):
+    """E4 references item I9, unknown at first: quarantined as orphan_item_id. When I9 arrives in a
+    later delivery, the next run moves E4 into silver and out of quarantine, exactly once."""
+    from promolake.common.config import load_config
+
+    monkeypatch.setenv("PROMOLAKE_PII_SALT", "pepper")
+    home = tmp_path / "lakehouse"
+    write_landing(home / "landing")
+    cfg = load_config("local", overrides=["ingest.sources=[users, items, events]"],
+                      conf_dir=Path(__file__).resolve().parents[2] / "conf", environ={"PROMOLAKE_HOME": str(home)})
+    lake = Lake(spark, cfg.lake)
+    ingest.run_ingest(spark, cfg, StageReport("first"))
+    orphan = "source = 'events' AND rule = 'orphan_item_id'"
+    assert lake.read("silver.quarantine").where(orphan).count() == 1
+    (home / "landing" / "items" / "items-late.jsonl").write_text(
+        json.dumps(dict(item_id="I9", title="Late lamp", category="home", list_price=20)) + "\n")
+    report = ingest.run_ingest(spark, cfg, StageReport("late"))
+    events = next(r for r in report.rows if r["source"] == "events")
+    assert (events["read"], events["released"]) == (0, "1/1")
+    assert lake.read("silver.quarantine").where(orphan).count() == 0
+    assert lake.read("silver.events").where("event_id = 'E4'").count() == 1
+    run = lake.read("ops.ingest_runs").where("source = 'events'").orderBy(F.desc("run_id")).first()
+    assert (run.rows_read, run.rows_retried, run.rows_released) == (0, 1, 1)
+    # a further run has nothing left to retry and changes nothing
+    again = next(r for r in ingest.run_ingest(spark, cfg, StageReport("again")).rows if r["source"] == "events")
+    assert (again["read"], again["released"]) == (0, "0/0")
+    assert lake.read("silver.events").count() == 4

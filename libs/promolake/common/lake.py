@@ -144,6 +144,19 @@ class Lake:
         metrics = self._last_metrics(table)
         return WriteResult(table, metrics.get("numTargetRowsInserted", 0), metrics.get("numTargetRowsUpdated", 0))
 
+    def delete_keys(self, keys: DataFrame, table: str) -> int:
+        """Delete the rows whose key (the table's key columns, exactly) is in `keys`, in one commit;
+        returns the number of rows deleted."""
+        t = spec(table)
+        if sorted(keys.columns) != sorted(t.keys):
+            raise SchemaMismatchError(f"delete from {table} needs exactly its key columns {list(t.keys)}, "
+                                      f"got {keys.columns}")
+        if not self.exists(table):
+            return 0
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in t.keys)
+        self.delta_table(table).alias("t").merge(keys.distinct().alias("s"), on).whenMatchedDelete().execute()
+        return self._last_metrics(table).get("numTargetRowsDeleted", 0)
+
     def _last_metrics(self, table: str) -> dict[str, int]:
         row = self.delta_table(table).history(1).select("operationMetrics").first()
         metrics = (row.operationMetrics if row else None) or {}

@@ -94,6 +94,9 @@ INGEST_RUNS = TableSpec("ops", "ingest_runs", (
     Field("rows_accepted", T.LongType(), doc="Rows accepted into silver (new, changed or unchanged)."),
     Field("rows_quarantined", T.LongType(), doc="Rows written to silver.quarantine."),
     Field("rules", T.MapType(S, T.LongType()), doc="Quarantined rows per rule."),
+    Field("rows_retried", T.LongType(), doc="Earlier quarantined orphan records checked again (late-arriving "
+          "references); not part of rows_read."),
+    Field("rows_released", T.LongType(), doc="Retried records that now passed: moved from quarantine to silver."),
     Field("last_bronze_run_id", S, doc="Newest bronze run applied to silver by this run: the source's "
           "silver watermark is the largest value over all runs."),
     Field("finished_at", TS, doc="When the source finished."),

@@ -30,6 +30,7 @@ from promolake.silver.rules import (RULES_COL, RuleSettings, accepted_rows, appl
 # Referenced sources first, so foreign keys can be checked against what this run accepted.
 ORDER = ("users", "items", "campaigns", "campaign_items", "events", "reviews", "exposures", "redemptions")
 SILVER_UPDATE_WHEN = "s._record_hash <> t._record_hash AND s._file_mtime >= t._file_mtime"
+RETRY = "__retry"
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -48,7 +49,7 @@ def check_batch(batch: DataFrame, source: Source, settings: RuleSettings,
     """Bronze rows -> compact rows with typed columns and `_rules` (empty when accepted): contract
     rules, then duplicate keys among valid rows, then foreign keys against `known` keys."""
     checked = mark_orphans(mark_duplicates(apply_rules(batch, source, settings), source), source, known)
-    return compact(checked, source)
+    return compact(checked, source, keep=tuple(c for c in (RETRY,) if c in batch.columns))
 
 
 def land_to_bronze(spark: SparkSession, lake: Lake, landing_root: str, source: Source, salt: str,
@@ -72,34 +73,54 @@ def silver_watermark(lake: Lake, source: str) -> str:
     return (row[0] if row else None) or ""
 
 
+def orphan_retries(lake: Lake, source: Source, watermark: str) -> DataFrame:
+    """Bronze rows of runs already applied whose record sits in quarantine for an unknown reference
+    (orphan_*): checked again every run, so records whose user or item arrived later are released."""
+    orphans = (lake.read("silver.quarantine")
+               .where((F.col("source") == source.name) & F.col("rule").startswith("orphan_")).select("_bronze_id"))
+    return (lake.read(f"bronze.{source.name}").where(F.col("_ingest_run_id") <= watermark)
+            .join(orphans, "_bronze_id", "left_semi"))
+
+
 def bronze_to_silver(lake: Lake, source: Source, settings: RuleSettings, run_id: str,
                      check_orphans: bool) -> dict:
-    """Apply every bronze run newer than the watermark to silver and quarantine; returns counts
-    (rows_read, rows_accepted, rows_quarantined, rules, inserted, updated, last_bronze_run_id)."""
-    batch = lake.read(f"bronze.{source.name}").where(F.col("_ingest_run_id") > silver_watermark(lake, source.name))
+    """Apply every bronze run newer than the watermark to silver and quarantine, and retry earlier
+    orphans; returns counts (rows_read, rows_accepted, rows_quarantined, rules, rows_retried,
+    rows_released, inserted, updated, last_bronze_run_id). New rows balance:
+    rows_read = rows_accepted + rows_quarantined."""
+    watermark = silver_watermark(lake, source.name)
+    batch = lake.read(f"bronze.{source.name}").where(F.col("_ingest_run_id") > watermark)
+    batch = batch.withColumn(RETRY, F.lit(False))
     known = {}
-    if check_orphans:
-        known = {ref: lake.read(f"silver.{ref}") for _, ref, _ in REFERENCES.get(source.name, ())}
+    if check_orphans and REFERENCES.get(source.name):
+        known = {ref: lake.read(f"silver.{ref}") for _, ref, _ in REFERENCES[source.name]}
+        batch = batch.unionByName(orphan_retries(lake, source, watermark).withColumn(RETRY, F.lit(True)))
     checked = check_batch(batch, source, settings, known).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        summary = checked.groupBy(F.col(RULES_COL)[0].alias("rule")).agg(
+        summary = checked.groupBy(F.col(RULES_COL)[0].alias("rule"), RETRY).agg(
             F.count("*").alias("n"), F.max("_ingest_run_id").alias("last_run")).collect()
-        by_rule = {r["rule"]: r["n"] for r in summary if r["rule"] is not None}
-        rows_read = sum(r["n"] for r in summary)
-        last_run = max((r["last_run"] for r in summary), default=None)
-        accepted = rows_read - sum(by_rule.values())
+        new = [r for r in summary if not r[RETRY]]
+        by_rule = {r["rule"]: r["n"] for r in new if r["rule"] is not None}
+        rows_read = sum(r["n"] for r in new)
+        retried = sum(r["n"] for r in summary if r[RETRY])
+        released = sum(r["n"] for r in summary if r[RETRY] and r["rule"] is None)
         written = WriteResult(f"silver.{source.name}", 0, 0)
-        if accepted:
+        if rows_read - sum(by_rule.values()) + released:
             written = lake.upsert(accepted_rows(checked, source), f"silver.{source.name}",
                                   update_when=SILVER_UPDATE_WHEN)
         if by_rule:
-            lake.upsert(quarantine_rows(checked, source).withColumn("_ingest_run_id", F.lit(run_id)),
-                        "silver.quarantine", insert_only=True)
+            lake.upsert(quarantine_rows(checked.where(~F.col(RETRY)), source)
+                        .withColumn("_ingest_run_id", F.lit(run_id)), "silver.quarantine", insert_only=True)
+        if released:  # after the silver write: a kill in between leaves them to be released again
+            lake.delete_keys(checked.where(F.col(RETRY) & (F.size(RULES_COL) == 0))
+                             .select(F.lit(source.name).alias("source"), "_bronze_id"), "silver.quarantine")
     finally:
         checked.unpersist()
+    accepted = rows_read - sum(by_rule.values())
     return {"rows_read": rows_read, "rows_accepted": accepted, "rows_quarantined": rows_read - accepted,
-            "rules": by_rule, "inserted": written.inserted, "updated": written.updated,
-            "last_bronze_run_id": last_run}
+            "rules": by_rule, "rows_retried": retried, "rows_released": released,
+            "inserted": written.inserted, "updated": written.updated,
+            "last_bronze_run_id": max((r["last_run"] for r in new), default=None)}
 
 
 def run_ingest(spark: SparkSession, cfg: Config, report: StageReport | None = None,
@@ -128,7 +149,8 @@ def _ingest_sources(spark: SparkSession, cfg: Config, lake: Lake, salt: str, set
         log_run(lake, run_id, name, n_files, counts)
         report.record(source=name, files=n_files, read=counts["rows_read"], accepted=counts["rows_accepted"],
                       quarantined=counts["rows_quarantined"], inserted=counts["inserted"],
-                      updated=counts["updated"], table=lake.location(f"silver.{name}"))
+                      updated=counts["updated"], released=f"{counts['rows_released']}/{counts['rows_retried']}",
+                      table=lake.location(f"silver.{name}"))
         if counts["rules"]:
             top = ", ".join(f"{r}={c}" for r, c in sorted(counts["rules"].items(), key=lambda x: -x[1])[:5])
             report.log(f"{name}: quarantined by rule: {top}")
@@ -139,11 +161,12 @@ def _ingest_sources(spark: SparkSession, cfg: Config, lake: Lake, salt: str, set
 def log_run(lake: Lake, run_id: str, source: str, n_files: int, counts: dict) -> None:
     """Record one source's counts and its new watermark in ops.ingest_runs (MERGE on run and
     source, so a replay does not duplicate). Runs that found nothing new are not logged."""
-    if not n_files and not counts["rows_read"]:
+    if not n_files and not counts["rows_read"] and not counts["rows_released"]:
         return
     row = [(run_id, source, n_files, counts["rows_read"], counts["rows_accepted"], counts["rows_quarantined"],
-            {k: int(v) for k, v in counts["rules"].items()}, counts["last_bronze_run_id"])]
+            {k: int(v) for k, v in counts["rules"].items()}, counts["rows_retried"], counts["rows_released"],
+            counts["last_bronze_run_id"])]
     df = lake.spark.createDataFrame(row, "run_id string, source string, files long, rows_read long, "
                                          "rows_accepted long, rows_quarantined long, rules map<string,bigint>, "
-                                         "last_bronze_run_id string")
+                                         "rows_retried long, rows_released long, last_bronze_run_id string")
     lake.upsert(df.withColumn("finished_at", F.current_timestamp()), "ops.ingest_runs")

@@ -206,14 +206,15 @@ def mark_orphans(validated: DataFrame, source: Source, known: dict[str, DataFram
     return out
 
 
-def compact(checked: DataFrame, source: Source) -> DataFrame:
-    """Only what accepted_rows and quarantine_rows need: typed columns, rules, lineage, and the raw
-    record as JSON for rejected rows (null for accepted ones), so a persisted batch stays narrow."""
+def compact(checked: DataFrame, source: Source, keep: tuple[str, ...] = ()) -> DataFrame:
+    """Only what accepted_rows and quarantine_rows need (plus the `keep` columns): typed columns,
+    rules, lineage, and the raw record as JSON for rejected rows (null for accepted ones), so a
+    persisted batch stays narrow."""
     raw_cols = [f.name for f in silver_fields(source)] + ["_extra"]
     raw = F.when(F.size(RULES_COL) > 0,
                  F.coalesce(F.col("_corrupt_record"), F.to_json(F.struct(*[F.col(c) for c in raw_cols]))))
     return checked.select(*[f"__t_{f.name}" for f in silver_fields(source)], RULES_COL, "_source_file",
-                          "_file_mtime", "_ingest_run_id", "_bronze_id", raw.alias("__raw_record"))
+                          "_file_mtime", "_ingest_run_id", "_bronze_id", raw.alias("__raw_record"), *keep)
 
 
 def accepted_rows(checked: DataFrame, source: Source) -> DataFrame:
