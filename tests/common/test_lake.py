@@ -49,6 +49,15 @@ def test_upsert_is_idempotent_and_updates_by_key(spark, tmp_path):
     assert got == {("r1", "users"): 6, ("r1", "items"): 3, ("r2", "users"): 0}
 
 
+def test_table_from_an_older_version_gains_new_declared_columns(spark, tmp_path):
+    lake = Lake(spark, LakeConf(root=str(tmp_path)))
+    old = runs(spark, [("r1", "users", 1, 5, 4, 1, {}, 0, 0, "b1")]).drop("rows_retried", "rows_released")
+    old.write.format("delta").save(lake.location("ops.ingest_runs"))
+    lake.upsert(runs(spark, [("r2", "users", 1, 2, 2, 0, {}, 3, 1, "b2")]), "ops.ingest_runs")
+    got = {r.run_id: (r.rows_retried, r.rows_released) for r in lake.read("ops.ingest_runs").collect()}
+    assert got == {"r1": (None, None), "r2": (3, 1)}
+
+
 def test_delete_keys_needs_exactly_the_key_columns(spark, tmp_path):
     lake = Lake(spark, LakeConf(root=str(tmp_path)))
     lake.upsert(runs(spark, [("r1", "users", 1, 5, 4, 1, {}, 0, 0, "b1"), ("r1", "items", 1, 3, 3, 0, {}, 0, 0, "b1")]),

@@ -113,7 +113,8 @@ class Lake:
         return WriteResult(table, self._last_metrics(table).get("numOutputRows", 0), 0)
 
     def _write(self, df: DataFrame, table: str) -> None:
-        writer = df.write.format("delta").mode("append")
+        # mergeSchema: a table created by an older version gains columns added to its declared schema.
+        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
         if self.conf.mode == "path":
             writer.save(self.location(table))
         else:
@@ -137,7 +138,8 @@ class Lake:
             self._write(df, table)
             return WriteResult(table, self._last_metrics(table).get("numOutputRows", 0), 0)
         on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in t.keys)
-        merge = self.delta_table(table).alias("t").merge(df.alias("s"), on)
+        # Schema evolution adds declared columns an older table lacks (df was checked against the declaration).
+        merge = self.delta_table(table).alias("t").merge(df.alias("s"), on).withSchemaEvolution()
         if not insert_only:
             merge = merge.whenMatchedUpdateAll(condition=update_when)
         merge.whenNotMatchedInsertAll().execute()
