@@ -22,7 +22,8 @@ EMAILS = ["Ann.Secret@Example.com", "bob.private@example.org"]
 def write_landing(root: Path) -> None:
     """A landing folder in three formats with one record for most contract rules."""
     (root / "users").mkdir(parents=True)
-    (root / "users" / "users-1.csv").write_text(
+    # A name with a space, "+" and "%": Spark reports it URL-encoded, the listing does not.
+    (root / "users" / "users 2025+v1%.csv").write_text(
         "user_id,signup_ts,region,age_band,gender,email,loyalty_tier\n"
         f"U1,2025-01-01T00:00:00Z,north,25-34,F,{EMAILS[0]},gold\n"
         f"U2,2025-01-02,south,35-44,M,{EMAILS[1]},\n"

@@ -123,18 +123,28 @@ def _error_text(err: Exception) -> str:
 
 
 def _with_file_info(df: DataFrame, group: list[FileInfo], source: Source, salt: str) -> DataFrame:
-    """Attach each record's landing file path and modification time as listed at discovery."""
+    """Attach each record's landing file path and modification time as listed at discovery.
+
+    Spark reports a record's file as a URL-encoded URI (a space is %20), the listing as a plain
+    path: both are compared in URI form. The join is a left join, so a record is never dropped even
+    if a file system reported paths differently (it would keep Spark's path).
+    """
     df.schema  # noqa: B018 - forces schema inference now, so a bad file fails inside the caller's try
+    to_uri = df.sparkSession.sparkContext._jvm.org.apache.hadoop.fs.Path
     info = df.sparkSession.createDataFrame(
-        [(_norm(f.path), f.path, f.mtime) for f in group],
-        "norm_path string, _file_path string, _file_mtime timestamp")
-    norm = F.regexp_replace(F.col("_metadata.file_path"), r"^file:/+", "/")
-    joined = df.select("*", norm.alias("norm_path")).join(F.broadcast(info), "norm_path").drop("norm_path")
+        [(_norm(to_uri(f.path).toUri().toString()), f.path, f.mtime) for f in group],
+        "norm_path string, _listed_path string, _file_mtime timestamp")
+    spark_path = F.col("_metadata.file_path")
+    joined = (df.select("*", spark_path.alias("_spark_path"),
+                        F.regexp_replace(spark_path, r"^file:/+", "/").alias("norm_path"))
+              .join(F.broadcast(info), "norm_path", "left")
+              .withColumn("_file_path", F.coalesce("_listed_path", "_spark_path"))
+              .drop("norm_path", "_listed_path", "_spark_path"))
     return to_raw_records(joined, source, salt)
 
 
-def _norm(path: str) -> str:
-    return "/" + path.split(":", 1)[1].lstrip("/") if path.startswith("file:") else path
+def _norm(uri: str) -> str:
+    return "/" + uri.split(":", 1)[1].lstrip("/") if uri.startswith("file:") else uri
 
 
 def _csv_header(spark: SparkSession, path: str) -> str:
