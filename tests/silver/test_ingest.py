@@ -214,3 +214,13 @@ def test_late_arriving_reference_releases_the_orphan(spark, tmp_path, monkeypatc
     again = next(r for r in ingest.run_ingest(spark, cfg, StageReport("again")).rows if r["source"] == "events")
     assert (again["read"], again["released"]) == (0, "0/0")
     assert lake.read("silver.events").count() == 4
+
+
+def test_csv_files_with_different_headers_are_read_by_their_own_header(spark, tmp_path):
+    from promolake.bronze.raw_records import read_raw_records
+    from promolake.common.files import list_files
+
+    (tmp_path / "a.csv").write_text("user_id,region\nU1,north\n")
+    (tmp_path / "b.csv").write_text("region,USER_ID,age_band\nsouth,U2,25-34\n")
+    rows = read_raw_records(spark, list_files(spark, str(tmp_path)), SOURCES["users"], "salt").collect()
+    assert sorted((r.user_id, r.region, r.age_band) for r in rows) == [("U1", "north", None), ("U2", "south", "25-34")]

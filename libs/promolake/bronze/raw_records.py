@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from promolake.common.files import FileInfo
+from promolake.common.files import FileInfo, read_text
 from promolake.common.pii import hash_identifier
 from promolake.landing.contract import FILE_FORMATS, Source
 
@@ -148,8 +148,8 @@ def _norm(uri: str) -> str:
 
 
 def _csv_header(spark: SparkSession, path: str) -> str:
-    rows = spark.read.text(path).limit(1).collect()
-    return rows[0][0] if rows else ""
+    """The header line of a CSV file, read directly (no Spark job per file)."""
+    return read_text(spark, path, max_lines=1) or ""
 
 
 def _raw_schema(source: Source) -> T.StructType:

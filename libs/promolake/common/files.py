@@ -66,8 +66,8 @@ def rename(spark: SparkSession, src: str, dst: str) -> None:
         raise OSError(f"could not move {src} to {dst}")
 
 
-def read_text(spark: SparkSession, path: str) -> str | None:
-    """Content of a small text file, or None when it does not exist."""
+def read_text(spark: SparkSession, path: str, max_lines: int | None = None) -> str | None:
+    """Content of a small text file (its first max_lines lines if given), or None when it does not exist."""
     p, fs = _fs(spark, path)
     if not fs.exists(p):
         return None
@@ -77,7 +77,7 @@ def read_text(spark: SparkSession, path: str) -> str | None:
             spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8"))
         lines = []
         line = reader.readLine()
-        while line is not None:
+        while line is not None and (max_lines is None or len(lines) < max_lines):
             lines.append(line)
             line = reader.readLine()
         return "\n".join(lines)
