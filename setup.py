@@ -15,6 +15,9 @@ CORE = [
     "pandas==2.2.3",
     "pydantic==2.12.5",
     "PyYAML==6.0.3",
+    "statsmodels==0.15.0",
+    "vaderSentiment==3.3.2",
+    "matplotlib==3.11.2",
 ]
 TRAIN = [
     "torch==2.13.0",

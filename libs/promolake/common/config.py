@@ -120,6 +120,65 @@ class IngestConf(_Strict):
     future_tolerance_hours: int = Field(24, ge=0)
 
 
+class UserTextConf(_Strict):
+    """How user_text (the language model's view of a user) is assembled: newest first, per kind."""
+
+    lookback_days: int = Field(90, ge=1)
+    max_queries: int = Field(5, ge=0)
+    max_bought: int = Field(5, ge=0)
+    max_viewed: int = Field(5, ge=0)
+    max_reviews: int = Field(2, ge=0)
+    review_snippet_chars: int = Field(120, ge=10)
+    max_chars: int = Field(512, ge=32)
+
+
+class SegmentConf(_Strict):
+    """k-means segmentation of the numeric user profile (Spark ML)."""
+
+    k: int = Field(6, ge=2, le=50)
+    seed: int = 7
+    max_iter: int = Field(40, ge=1)
+
+
+class TrendConf(_Strict):
+    """Market trend: the trend is the log-linear growth fitted over the trailing window, per 28 days."""
+
+    window_days: int = Field(84, ge=14)
+    threshold: float = Field(0.05, gt=0, le=1)
+    seasonality_weeks: int = Field(8, ge=2)
+    history_days: int = Field(365, ge=28)
+
+
+class ForecastConf(_Strict):
+    """Weekly category sales forecast (statsmodels ETS per category, run in parallel on Spark)."""
+
+    horizon_weeks: int = Field(4, ge=1, le=26)
+    backtest_weeks: int = Field(4, ge=1, le=26)
+    min_history_weeks: int = Field(12, ge=6)
+
+
+class QualityConf(_Strict):
+    """Data-quality gates run on every gold table before it is written."""
+
+    row_count_tolerance: float = Field(0.25, ge=0)
+    fail_on_error: bool = True
+
+
+class FeaturesConf(_Strict):
+    """Gold feature tables (promolake features)."""
+
+    top_n: int = Field(5, ge=1, le=50)
+    negative_rating_max: int = Field(2, ge=1, le=4)
+    new_item_days: int = Field(30, ge=1)
+    item_text_max_chars: int = Field(512, ge=32)
+    user_text: UserTextConf = UserTextConf()
+    segments: SegmentConf = SegmentConf()
+    trend: TrendConf = TrendConf()
+    forecast: ForecastConf = ForecastConf()
+    quality: QualityConf = QualityConf()
+    reports_root: str = "lakehouse/reports"
+
+
 class Config(_Strict):
     env: Literal[ENVIRONMENTS]  # type: ignore[valid-type]
     spark: SparkConf = SparkConf()
@@ -128,6 +187,7 @@ class Config(_Strict):
     world: WorldConf = WorldConf()
     pii: PiiConf = PiiConf()
     ingest: IngestConf = IngestConf()
+    features: FeaturesConf = FeaturesConf()
 
 
 def default_conf_dir() -> Path:

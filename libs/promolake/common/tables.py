@@ -23,6 +23,7 @@ class TableSpec:
     fields: tuple[Field, ...]
     keys: tuple[str, ...]
     doc: str
+    partition_by: tuple[str, ...] = ()
 
     @property
     def logical_name(self) -> str:
@@ -103,11 +104,186 @@ INGEST_RUNS = TableSpec("ops", "ingest_runs", (
 ), ("run_id", "source"), "Ingestion audit log and silver watermark: one row per run and source; "
    "rows_read = rows_accepted + rows_quarantined.")
 
+# ----- gold ------------------------------------------------------------------------------------
+D, I, L, DBL, B = T.DateType(), T.IntegerType(), T.LongType(), T.DoubleType(), T.BooleanType()
+SHARES = T.MapType(S, DBL)
+WINDOWS = (7, 30, 90, 365)  # days; the windowed columns below are named <metric>_<w>d
+AS_OF = Field("as_of", D, doc="Features are as of the start of this day (00:00 UTC): only data strictly "
+              "before it was used.")
+COMPUTED_AT = Field("computed_at", TS, doc="When the row was computed.")
+
+
+def _windowed(metric: str, dtype: T.DataType, doc: str) -> tuple[Field, ...]:
+    return tuple(Field(f"{metric}_{w}d", dtype, doc=f"{doc} in the {w} days before as_of.") for w in WINDOWS)
+
+
+USER_PROFILE = TableSpec("gold", "user_profile", (
+    Field("user_id", S, doc="User."),
+    AS_OF,
+    Field("region", S, doc="From silver.users."),
+    Field("age_band", S, doc="From silver.users."),
+    Field("gender", S, doc="From silver.users."),
+    Field("tenure_days", I, doc="Days from signup to as_of (null when the signup time is unknown)."),
+    Field("recency_days", I, doc="Days from the last purchase to as_of (null: never bought)."),
+    Field("days_since_last_event", I, doc="Days from the last event of any type to as_of (null: none)."),
+    *_windowed("orders", L, "Distinct orders"),
+    *_windowed("units", L, "Units bought"),
+    *_windowed("spend", DBL, "Money spent (unit_price x quantity)"),
+    *_windowed("events", L, "Events of any type (view, cart, purchase, search)"),
+    Field("avg_order_value", DBL, doc="spend_365d / orders_365d (null: no order)."),
+    Field("avg_basket_units", DBL, doc="units_365d / orders_365d (null: no order)."),
+    Field("category_spend_share", SHARES, doc="Top-N categories by share of the user's 365-day spend "
+          "(shares of the total over all categories, so the full map sums to 1)."),
+    Field("category_interaction_share", SHARES, doc="Top-N categories by share of the user's 365-day "
+          "item events (view, cart, purchase)."),
+    Field("brand_spend_share", SHARES, doc="Top-N brands by share of 365-day spend."),
+    Field("brand_interaction_share", SHARES, doc="Top-N brands by share of 365-day item events."),
+    Field("top_category", S, doc="Category with the largest interaction share (ties: larger spend, then name)."),
+    Field("discount_unit_share", DBL, doc="Share of units bought (365 days, paid lines) that carried a discount."),
+    Field("avg_discount_depth", DBL, doc="On discounted paid lines: discount / list value (unit_price x "
+          "quantity + discount_amount), value-weighted."),
+    Field("paid_to_list_ratio", DBL, doc="Money paid / list value over all paid lines of 365 days (1: never "
+          "paid less than list)."),
+    Field("price_index", DBL, doc="Unit-weighted mean of (item list price / median list price of its "
+          "category) over 365-day purchases: below 1 means the user buys the cheaper items."),
+    Field("offers_received", L, doc="Treatment exposures to campaign offers before as_of."),
+    Field("offers_redeemed", L, doc="Redemptions before as_of."),
+    Field("redemption_rate", DBL, doc="offers_redeemed / offers_received (null: no offer received)."),
+    Field("offers_received_by_type", T.MapType(S, L), doc="offers_received per offer_type."),
+    Field("redemption_rate_by_type", SHARES, doc="Redemptions / exposures per offer_type received."),
+    Field("control_exposures", L, doc="Times the user was held out in a campaign's control arm."),
+    Field("days_since_last_offer", I, doc="Days from the last treatment exposure to as_of (null: never)."),
+    Field("events_prev_30d", L, doc="Events in the 30 days before the last 30 (days 31-60 before as_of)."),
+    Field("activity_trend", DBL, doc="(events_30d - events_prev_30d) / (events_30d + events_prev_30d), in "
+          "[-1, 1]; null when both are 0."),
+    Field("spend_trend", DBL, doc="The same ratio for spend (last 30 days vs the 30 before)."),
+    Field("review_count", L, doc="Reviews written before as_of."),
+    Field("mean_rating", DBL, doc="Mean stars of those reviews."),
+    Field("negative_review_share", DBL, doc="Share of those reviews with at most features.negative_rating_max stars."),
+    Field("user_text", S, doc="What the language model reads about the user: recent searches, titles bought, "
+          "titles viewed and review snippets, each newest first, bounded by features.user_text."),
+    Field("segment", I, doc="k-means segment of the numeric profile, numbered by ascending mean 365-day "
+          "spend (0: lowest). Numbers are per as_of, not stable across dates."),
+    Field("segment_name", S, doc="The segment's most distinctive traits in words (largest centroid z-scores)."),
+    COMPUTED_AT,
+), ("user_id", "as_of"), "One row per user (signed up before as_of) per as_of date: recency/frequency/"
+   "monetary windows, affinities, price sensitivity, coupon history, trends, reviews, text and segment.",
+    partition_by=("as_of",))
+
+ITEM_PROFILE = TableSpec("gold", "item_profile", (
+    Field("item_id", S, doc="Item."),
+    AS_OF,
+    Field("category", S, doc="From silver.items."),
+    Field("subcategory", S, doc="From silver.items."),
+    Field("brand", S, doc="From silver.items."),
+    Field("list_price", DBL, doc="Current list price."),
+    Field("unit_cost", DBL, doc="Unit cost when known."),
+    Field("margin_rate", DBL, doc="(list_price - unit_cost) / list_price; null when the cost is unknown."),
+    Field("avg_paid_price", DBL, doc="Revenue / units over paid lines of 365 days (null: not sold)."),
+    Field("discount_unit_share", DBL, doc="Share of units sold on discount (365 days, paid lines)."),
+    *_windowed("units", L, "Units sold"),
+    *_windowed("revenue", DBL, "Revenue (unit_price x quantity)"),
+    Field("velocity_7d", DBL, doc="units_7d / 7: units per day."),
+    Field("velocity_30d", DBL, doc="units_30d / 30: units per day."),
+    Field("units_prev_30d", L, doc="Units sold 31-60 days before as_of."),
+    Field("velocity_trend", DBL, doc="(units_30d - units_prev_30d) / (units_30d + units_prev_30d), in "
+          "[-1, 1]; null when both are 0."),
+    Field("views_30d", L, doc="Views in the 30 days before as_of."),
+    Field("conversion_30d", DBL, doc="Purchase events / views over 30 days (null: no views)."),
+    Field("buyers_365d", L, doc="Distinct buyers in 365 days."),
+    Field("repeat_buyer_share", DBL, doc="Share of those buyers with two or more distinct orders of the item."),
+    Field("rating_count", L, doc="Reviews of the item before as_of."),
+    Field("rating_mean", DBL, doc="Mean stars."),
+    Field("review_sentiment", DBL, doc="Mean VADER compound score of the review texts, in [-1, 1] (null: no "
+          "review text): a sentiment proxy independent of the stars."),
+    Field("item_text", S, doc="What the language model reads about the item: title, category / "
+          "subcategory, brand, description; bounded by features.item_text_max_chars."),
+    Field("first_seen_ts", TS, doc="When the item appeared: created_ts, else its first event."),
+    Field("days_since_first_seen", I, doc="Days from first_seen_ts to as_of."),
+    Field("is_new", B, doc="days_since_first_seen below features.new_item_days (cold start)."),
+    Field("has_interactions", B, doc="Any view, cart or purchase before as_of (false: collaborative "
+          "filtering cannot score it; the text model can)."),
+    COMPUTED_AT,
+), ("item_id", "as_of"), "One row per listed item per as_of date: price, margin, sales windows, "
+   "velocity, buyers, ratings, text and age.", partition_by=("as_of",))
+
+_TREND = (
+    Field("units", L, doc="Units sold (purchase lines)."),
+    Field("revenue", DBL, doc="Revenue (unit_price x quantity)."),
+    Field("buyers", L, doc="Distinct buyers."),
+    Field("promo_unit_share", DBL, doc="Share of units sold with a discount (null: no units)."),
+)
+MARKET_TREND_DAILY = TableSpec("gold", "market_trend_daily", (
+    Field("category", S, doc="Category."),
+    Field("day", D, doc="Calendar day (UTC); every category has a row for every day, 0 when nothing sold."),
+    *_TREND,
+    Field("units_ma7", DBL, doc="Mean daily units over the 7 days ending on day."),
+    Field("units_ma28", DBL, doc="Mean daily units over the 28 days ending on day."),
+    Field("wow_growth", DBL, doc="units_ma7 / units_ma7 seven days earlier - 1 (null: no earlier sales)."),
+    Field("growth_4w", DBL, doc="Units of the 28 days ending on day / units of the 28 days before - 1."),
+    Field("weekday_index", DBL, doc="Seasonality: mean units on this weekday / mean daily units, over the "
+          "trailing features.trend.seasonality_weeks weeks (1: an average day)."),
+    Field("trend_growth_28d", DBL, doc="Growth per 28 days of a log-linear fit to daily units over the "
+          "trailing features.trend.window_days: exp(28 x slope) - 1."),
+    Field("trend_flag", S, doc="rising / falling when trend_growth_28d is above / below +-features.trend."
+          "threshold, else flat; null until a full window exists."),
+    Field("computed_as_of", D, doc="as_of of the run that wrote the row. A row uses only events up to the end "
+          "of its day, so any later run writes the same values unless late data arrived."),
+), ("category", "day"), "One row per category per day: sales, promotion share, moving averages, growth, "
+   "weekday seasonality and the trend flag.")
+
+MARKET_TREND_WEEKLY = TableSpec("gold", "market_trend_weekly", (
+    Field("category", S, doc="Category."),
+    Field("week_start", D, doc="Monday of the week (complete weeks only: the week ends before as_of)."),
+    *_TREND,
+    Field("wow_growth", DBL, doc="units / units of the previous week - 1."),
+    Field("growth_4w", DBL, doc="Units of the 4 weeks ending with this one / the 4 weeks before - 1."),
+    Field("trend_growth_4w", DBL, doc="Growth per 4 weeks of a log-linear fit to weekly units over the "
+          "trailing features.trend.window_days / 7 weeks."),
+    Field("trend_flag", S, doc="rising / flat / falling by features.trend.threshold."),
+    Field("computed_as_of", D, doc="as_of of the run that wrote the row."),
+), ("category", "week_start"), "One row per category per complete week: sales, promotion share, growth "
+   "and trend flag.")
+
+CATEGORY_FORECAST = TableSpec("gold", "category_forecast", (
+    Field("category", S, doc="Category."),
+    AS_OF,
+    Field("week_start", D, doc="Monday of the forecast week."),
+    Field("horizon", I, doc="1 for the first week after the last complete week, up to horizon_weeks."),
+    Field("forecast", DBL, doc="Forecast units (mean)."),
+    Field("lo_80", DBL, doc="Lower bound of the 80% prediction interval."),
+    Field("hi_80", DBL, doc="Upper bound of the 80% prediction interval."),
+    Field("lo_95", DBL, doc="Lower bound of the 95% prediction interval."),
+    Field("hi_95", DBL, doc="Upper bound of the 95% prediction interval."),
+    Field("model", S, doc="Chosen exponential-smoothing model (statsmodels ETS), e.g. ETS(A,Ad,N)."),
+    Field("backtest_smape", DBL, doc="sMAPE of the same model refit without the last backtest_weeks "
+          "weeks and scored on them, in [0, 2]."),
+    Field("backtest_mape", DBL, doc="MAPE of that backtest (null when a held-out week sold 0)."),
+    Field("naive_smape", DBL, doc="sMAPE of the last-week-repeated forecast on the same backtest weeks."),
+    Field("history_weeks", I, doc="Complete weeks the model was fitted on."),
+    COMPUTED_AT,
+), ("category", "as_of", "week_start"), "Weekly unit-sales forecast per category for the weeks after "
+   "as_of, with 80% and 95% prediction intervals and backtest error.", partition_by=("as_of",))
+
+DQ_RESULTS = TableSpec("ops", "dq_results", (
+    Field("table_name", S, doc="Logical table checked."),
+    AS_OF,
+    Field("check_name", S, doc="Check, e.g. not_null:user_id, range:redemption_rate, row_count_change."),
+    Field("passed", B, doc="Whether the check passed."),
+    Field("observed", DBL, doc="Observed value (violating rows, or the relative row-count change)."),
+    Field("expectation", S, doc="What the check expects."),
+    Field("message", S, doc="Human-readable result."),
+    Field("run_id", S, doc="Features run that checked."),
+    Field("checked_at", TS, doc="When."),
+), ("table_name", "as_of", "check_name"), "Data-quality results of every gold write: one row per table, "
+   "as_of and check; a failed check stops the job before the table is written.")
+
 TABLES: dict[str, TableSpec] = {}
 for _src in SOURCES.values():
     for _spec in (_bronze(_src), _silver(_src)):
         TABLES[_spec.logical_name] = _spec
-for _spec in (QUARANTINE, INGEST_RUNS):
+for _spec in (QUARANTINE, INGEST_RUNS, USER_PROFILE, ITEM_PROFILE, MARKET_TREND_DAILY, MARKET_TREND_WEEKLY,
+              CATEGORY_FORECAST, DQ_RESULTS):
     TABLES[_spec.logical_name] = _spec
 
 
