@@ -82,3 +82,35 @@ def test_missing_table_reads_empty_with_declared_schema(spark, tmp_path):
     lake = Lake(spark, LakeConf(root=str(tmp_path)))
     df = lake.read("silver.users")
     assert df.count() == 0 and "email_hash" in df.columns and "email" not in df.columns
+
+
+def dq_rows(spark, as_of, checks):
+    import datetime as dt
+
+    return spark.createDataFrame(
+        [("gold.t", as_of, c, ok, 0.0, "e", "m", "run", dt.datetime(2026, 1, 1)) for c, ok in checks],
+        "table_name string, as_of date, check_name string, passed boolean, observed double, expectation string, "
+        "message string, run_id string, checked_at timestamp")
+
+
+def test_replace_slice_replaces_that_date_only(spark, tmp_path):
+    import datetime as dt
+
+    lake = Lake(spark, LakeConf(root=str(tmp_path)))
+    d1, d2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+    lake.upsert(dq_rows(spark, d1, [("a", True), ("b", True)]), "ops.dq_results", replace_slice={"as_of": d1})
+    lake.upsert(dq_rows(spark, d2, [("a", True), ("b", True)]), "ops.dq_results", replace_slice={"as_of": d2})
+    # re-running d1 with check b gone and a changed: b of d1 is deleted, d2 untouched
+    result = lake.upsert(dq_rows(spark, d1, [("a", False)]), "ops.dq_results", replace_slice={"as_of": d1})
+    assert (result.inserted, result.updated, result.deleted) == (0, 1, 1)
+    got = sorted((str(r.as_of), r.check_name, r.passed) for r in lake.read("ops.dq_results").collect())
+    assert got == [("2026-01-01", "a", False), ("2026-01-02", "a", True), ("2026-01-02", "b", True)]
+    with pytest.raises(ValueError, match="not one of its keys"):
+        lake.upsert(dq_rows(spark, d1, []), "ops.dq_results", replace_slice={"run_id": "x"})
+
+
+def test_partitioned_gold_table_is_created_partitioned(spark, tmp_path):
+    lake = Lake(spark, LakeConf(root=str(tmp_path)))
+    lake.ensure("gold.user_profile")
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake.location('gold.user_profile')}`").first()
+    assert detail.partitionColumns == ["as_of"]

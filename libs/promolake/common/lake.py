@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable
+from functools import reduce
+from typing import Any, Iterable, Mapping
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from promolake.common.config import LakeConf, validate_identifier
 from promolake.common.tables import TABLES, TableSpec, spec
@@ -27,6 +29,7 @@ class WriteResult:
     table: str
     inserted: int
     updated: int
+    deleted: int = 0
 
 
 def _quote(*parts: str) -> str:
@@ -88,6 +91,8 @@ class Lake:
             builder = builder.tableName(self.location(t).replace("`", ""))
         for f in t.fields:
             builder = builder.addColumn(f.name, f.dtype, comment=f.doc)
+        if t.partition_by:
+            builder = builder.partitionedBy(*t.partition_by)
         builder.comment(t.doc).execute()
 
     def check_schema(self, df: DataFrame, table: str) -> DataFrame:
@@ -121,13 +126,16 @@ class Lake:
             writer.saveAsTable(self.location(table).replace("`", ""))
 
     def upsert(self, df: DataFrame, table: str, update_when: str | None = None,
-               insert_only: bool = False) -> WriteResult:
+               insert_only: bool = False, replace_slice: Mapping[str, Any] | None = None) -> WriteResult:
         """MERGE df into table on the table's keys, in one commit; df must not repeat a key.
 
         Args:
             update_when: SQL condition over aliases t (target) and s (source) that must hold for a
                 matched row to be replaced; None replaces every match.
             insert_only: leave matched rows alone (idempotent logs such as quarantine).
+            replace_slice: column -> value (e.g. {"as_of": date}) naming the slice df replaces: target
+                rows of that slice whose key is not in df are deleted in the same commit, so re-running
+                a date replaces that date only and leaves no stale rows. df must lie inside the slice.
         A table that does not exist yet is created by a plain append (one commit, so a kill leaves
         either no table or the whole write).
         """
@@ -137,14 +145,25 @@ class Lake:
             self.ensure(table)
             self._write(df, table)
             return WriteResult(table, self._last_metrics(table).get("numOutputRows", 0), 0)
-        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in t.keys)
+        on: Column = reduce(lambda a, b: a & b, [F.col(f"t.`{k}`").eqNullSafe(F.col(f"s.`{k}`")) for k in t.keys])
+        in_slice = None
+        if replace_slice:
+            for col in replace_slice:
+                if col not in t.keys:
+                    raise ValueError(f"replace_slice column {col!r} of {table} is not one of its keys {list(t.keys)}")
+            in_slice = reduce(lambda a, b: a & b, [F.col(f"t.`{c}`") == F.lit(v) for c, v in replace_slice.items()])
+            on = on & in_slice  # lets Delta prune files outside the slice
         # Schema evolution adds declared columns an older table lacks (df was checked against the declaration).
         merge = self.delta_table(table).alias("t").merge(df.alias("s"), on).withSchemaEvolution()
         if not insert_only:
             merge = merge.whenMatchedUpdateAll(condition=update_when)
-        merge.whenNotMatchedInsertAll().execute()
+        merge = merge.whenNotMatchedInsertAll()
+        if in_slice is not None:
+            merge = merge.whenNotMatchedBySourceDelete(condition=in_slice)
+        merge.execute()
         metrics = self._last_metrics(table)
-        return WriteResult(table, metrics.get("numTargetRowsInserted", 0), metrics.get("numTargetRowsUpdated", 0))
+        return WriteResult(table, metrics.get("numTargetRowsInserted", 0), metrics.get("numTargetRowsUpdated", 0),
+                           metrics.get("numTargetRowsDeleted", 0))
 
     def delete_keys(self, keys: DataFrame, table: str) -> int:
         """Delete the rows whose key (the table's key columns, exactly) is in `keys`, in one commit;
