@@ -2,6 +2,7 @@
 (rows in/out/quarantined, tables written, elapsed time)."""
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ class StageReport:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sections: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     failed: bool = False
 
@@ -46,6 +48,10 @@ class StageReport:
     def record(self, **values: Any) -> None:
         self.rows.append(values)
 
+    def section(self, title: str, rows: list[dict[str, Any]]) -> None:
+        """A titled table printed in the summary after the per-table rows (segments, top trends...)."""
+        self.sections.append((title, rows))
+
     def note(self, message: str) -> None:
         self.notes.append(message)
         self.log(message)
@@ -53,20 +59,34 @@ class StageReport:
     def print_summary(self) -> None:
         status = "FAILED" if self.failed else "done"
         lines = [f"== {self.stage}: {status} in {self.elapsed:.1f}s =="]
-        if self.rows:
-            cols: list[str] = []
-            for r in self.rows:
-                cols += [c for c in r if c not in cols]
-            table = [cols] + [[_fmt(r.get(c, "")) for c in cols] for r in self.rows]
-            widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-            for n, row in enumerate(table):
-                lines.append("  " + "  ".join(v.rjust(w) if n and v[:1].isdigit() else v.ljust(w)
-                                              for v, w in zip(row, widths)).rstrip())
+        lines += format_table(self.rows)
+        for title, rows in self.sections:
+            lines.append(f"  -- {title}")
+            lines += format_table(rows, indent="    ")
         lines += [f"  note: {n}" for n in self.notes]
         print("\n".join(lines), file=self.out, flush=True)
 
 
+_NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+%?$")
+
+
+def format_table(rows: list[dict[str, Any]], indent: str = "  ") -> list[str]:
+    """Rows as aligned text lines (numbers right-aligned), columns in first-seen order."""
+    if not rows:
+        return []
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    table = [cols] + [[_fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    return [indent + "  ".join(v.rjust(w) if n and _NUMBER.match(v) else v.ljust(w)
+                               for v, w in zip(row, widths)).rstrip()
+            for n, row in enumerate(table)]
+
+
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         return f"{v:,.2f}"
     if isinstance(v, int):

@@ -189,7 +189,8 @@ ITEM_PROFILE = TableSpec("gold", "item_profile", (
     Field("velocity_trend", DBL, doc="(units_30d - units_prev_30d) / (units_30d + units_prev_30d), in "
           "[-1, 1]; null when both are 0."),
     Field("views_30d", L, doc="Views in the 30 days before as_of."),
-    Field("conversion_30d", DBL, doc="Purchase events / views over 30 days (null: no views)."),
+    Field("conversion_30d", DBL, doc="Purchase events / views over 30 days (null: no views; can exceed 1 when "
+          "items are bought without a recorded view)."),
     Field("buyers_365d", L, doc="Distinct buyers in 365 days."),
     Field("repeat_buyer_share", DBL, doc="Share of those buyers with two or more distinct orders of the item."),
     Field("rating_count", L, doc="Reviews of the item before as_of."),
