@@ -45,3 +45,12 @@ def test_console_script_and_job_entry_print_help():
     out = subprocess.run([sys.executable, str(REPO / "jobs" / "ingest.py"), "--help"], capture_output=True,
                          text=True, cwd=REPO)
     assert out.returncode == 0 and "--conf KEY=VALUE" in out.stdout
+
+
+def test_features_as_of_must_be_a_date(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["features", "--as-of", "2024-13-01"])
+    assert exc.value.code == 2
+    assert "'2024-13-01' is not a date" in capsys.readouterr().err
+    args = build_parser().parse_args(["features", "--as-of", "2024-03-01", "--as-of", "2024-03-08"])
+    assert [str(d) for d in args.as_of] == ["2024-03-01", "2024-03-08"]

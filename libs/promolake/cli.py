@@ -3,6 +3,7 @@
     promolake generate [--force]          write the synthetic world into the landing folder
     promolake ingest                      landing -> bronze -> silver (+ quarantine)
     promolake import-online-retail PATH   map the UCI Online Retail file into the landing contract
+    promolake features [--as-of DATE]...  silver -> gold feature tables as of DATE (default: after the last event)
     promolake run-all                     the main job end to end
     promolake tables                      where every table lives and its row count
 
@@ -11,6 +12,7 @@ Common options: --env local|dev|staging|prod, --conf dotted.key=value (repeatabl
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from typing import Sequence
 
@@ -31,10 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ingest", parents=[common], help="landing -> bronze -> silver")
     imp = sub.add_parser("import-online-retail", parents=[common], help="UCI Online Retail -> landing")
     imp.add_argument("path", nargs="?", default="../shared/data/online_retail/online_retail.parquet")
+    feat = sub.add_parser("features", parents=[common], help="silver -> gold feature tables")
+    feat.add_argument("--as-of", action="append", type=_date, default=None, metavar="YYYY-MM-DD",
+                      help="build the tables as of this day (repeatable); default: the day after the last event")
     allp = sub.add_parser("run-all", parents=[common], help="the main job end to end")
     allp.add_argument("--force-generate", action="store_true")
     sub.add_parser("tables", parents=[common], help="list tables, locations and row counts")
     return parser
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def load(args: argparse.Namespace) -> Config:
@@ -58,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline.run_ingest(spark, cfg)
     elif args.stage == "import-online-retail":
         pipeline.run_import_online_retail(spark, cfg, args.path)
+    elif args.stage == "features":
+        pipeline.run_features(spark, cfg, args.as_of)
     elif args.stage == "run-all":
         pipeline.run_all(spark, cfg, force_generate=args.force_generate)
     elif args.stage == "tables":

@@ -1,8 +1,9 @@
 """The stages of the pipeline, by name, and run-all. The CLI, jobs/ and notebooks all call these."""
 from __future__ import annotations
 
+import datetime as dt
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from pyspark.sql import SparkSession
 
@@ -31,13 +32,26 @@ def run_import_online_retail(spark: SparkSession, cfg: Config, path: str | None 
     return run_import(spark, cfg, path)
 
 
+def run_features(spark: SparkSession, cfg: Config, as_of: Sequence[dt.date] | dt.date | None = None
+                 ) -> StageReport:
+    """Silver -> gold feature tables for each as_of date given (default: the day after the last event)."""
+    from promolake.gold.features import run_features as features
+
+    dates = [as_of] if as_of is None or isinstance(as_of, dt.date) else list(as_of)
+    report = None
+    for day in dates:
+        report = features(spark, cfg, day)
+    return report
+
+
 STAGES: dict[str, Callable[..., StageReport]] = {
     "generate": run_generate,
     "ingest": run_ingest,
     "import-online-retail": run_import_online_retail,
+    "features": run_features,
 }
 # The main job, in order; later stages (features, models, scoring) join this list.
-RUN_ALL = ("generate", "ingest")
+RUN_ALL = ("generate", "ingest", "features")
 
 
 def run_all(spark: SparkSession, cfg: Config, force_generate: bool = False) -> list[StageReport]:

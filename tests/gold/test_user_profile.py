@@ -175,3 +175,20 @@ def test_segments_split_big_spenders_from_the_rest(spark):
     assert {got[f"big{i}"][0] for i in range(6)} == {1} and {got[f"low{i}"][0] for i in range(6)} == {0}
     assert "big spenders" in got["big0"][1] and "low spend" in got["low0"][1]
     assert sorted((s.segment, s.users) for s in segments) == [(0, 6), (1, 6)]
+
+
+def test_as_of_cut_off_is_midnight_utc_whatever_the_drivers_time_zone(spark, silver, monkeypatch):
+    import time
+
+    from promolake.gold.history import before
+
+    events = silver("events", [dict(event_id="late_evening", user_id="u", event_type="search", event_ts=ts("2026-01-10 23:30")),
+                               dict(event_id="early_next_day", user_id="u", event_type="search", event_ts=ts("2026-01-11 03:00"))])
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        kept = [r.event_id for r in before(events, "event_ts", AS_OF).collect()]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert kept == ["late_evening"]

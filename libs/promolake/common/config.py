@@ -141,7 +141,7 @@ class SegmentConf(_Strict):
 
 
 class TrendConf(_Strict):
-    """Market trend: the trend is the log-linear growth fitted over the trailing window, per 28 days."""
+    """Market trend: the trend is the robust (Theil-Sen) log-linear growth over the trailing window, per 28 days."""
 
     window_days: int = Field(84, ge=14)
     threshold: float = Field(0.05, gt=0, le=1)

@@ -224,7 +224,7 @@ MARKET_TREND_DAILY = TableSpec("gold", "market_trend_daily", (
     Field("growth_4w", DBL, doc="Units of the 28 days ending on day / units of the 28 days before - 1."),
     Field("weekday_index", DBL, doc="Seasonality: mean units on this weekday / mean daily units, over the "
           "trailing features.trend.seasonality_weeks weeks (1: an average day)."),
-    Field("trend_growth_28d", DBL, doc="Growth per 28 days of a log-linear fit to daily units over the "
+    Field("trend_growth_28d", DBL, doc="Growth per 28 days of a robust (Theil-Sen) log-linear fit to daily units over the "
           "trailing features.trend.window_days: exp(28 x slope) - 1."),
     Field("trend_flag", S, doc="rising / falling when trend_growth_28d is above / below +-features.trend."
           "threshold, else flat; null until a full window exists."),
@@ -239,7 +239,7 @@ MARKET_TREND_WEEKLY = TableSpec("gold", "market_trend_weekly", (
     *_TREND,
     Field("wow_growth", DBL, doc="units / units of the previous week - 1."),
     Field("growth_4w", DBL, doc="Units of the 4 weeks ending with this one / the 4 weeks before - 1."),
-    Field("trend_growth_4w", DBL, doc="Growth per 4 weeks of a log-linear fit to weekly units over the "
+    Field("trend_growth_4w", DBL, doc="Growth per 4 weeks of a robust (Theil-Sen) log-linear fit to weekly units over the "
           "trailing features.trend.window_days / 7 weeks."),
     Field("trend_flag", S, doc="rising / flat / falling by features.trend.threshold."),
     Field("computed_as_of", D, doc="as_of of the run that wrote the row."),

@@ -11,8 +11,12 @@ ITEM_EVENTS = ("view", "cart", "purchase")
 
 
 def as_of_start(as_of: dt.date) -> Column:
-    """The as_of date's first instant (00:00 UTC) as a timestamp literal."""
-    return F.lit(dt.datetime.combine(as_of, dt.time())).cast("timestamp")
+    """The as_of date's first instant (00:00 in the session time zone, UTC) as a timestamp literal.
+
+    A date cast in Spark, not a Python datetime: PySpark reads a naive datetime in the driver's local
+    time zone, which would move the cut-off on a machine not set to UTC.
+    """
+    return F.lit(as_of).cast("timestamp")
 
 
 def before(df: DataFrame, ts_col: str, as_of: dt.date) -> DataFrame:

@@ -1,0 +1,1 @@
+"""Gold layer: feature and market tables built from silver, one module per table."""
