@@ -129,3 +129,15 @@ def test_spark_forecast_per_category(spark):
     assert {r["backtest_mape"] for r in got if r["category"] == "gappy"} == {None}  # NaN arrives as null
     level = next(r for r in got if r["category"] == "level")
     assert level["backtest_mape"] is not None and level["backtest_smape"] < 0.05
+
+
+def test_campaign_spike_is_removed_before_fitting():
+    from promolake.gold.category_forecast import remove_spikes
+
+    weeks = pd.date_range("2025-01-06", periods=20, freq="W-MON")
+    units = [100.0 + (i % 3) for i in range(20)]
+    units[10:13] = [400.0, 700.0, 300.0]  # a three-week campaign
+    cleaned = remove_spikes(pd.Series(units, index=weeks))
+    # each spike week becomes the median of the 9 weeks around it: 100,100,101,101,[102],102,300,400,700
+    assert cleaned.iloc[10:13].tolist() == [102.0, 102.0, 102.0]
+    assert cleaned.drop(cleaned.index[10:13]).tolist() == [u for i, u in enumerate(units) if not 10 <= i < 13]

@@ -2,7 +2,8 @@
 intervals and backtest error (gold.category_forecast).
 
 Each category's weekly series is fitted with statsmodels' ETS (additive errors; no trend, additive
-trend or damped additive trend, chosen by AIC) in a pandas function that Spark runs per category in
+trend or damped additive trend, chosen by out-of-sample error on rolling origins before the backtest
+window) in a pandas function that Spark runs per category in
 parallel (groupBy().applyInPandas). A category gets no rows when its history is shorter than
 features.forecast.min_history_weeks or when no candidate model can be fitted: one bad series never
 fails the job, and a consumer sees the gap as a missing category.
@@ -54,12 +55,27 @@ def last_complete_week(as_of: dt.date) -> dt.date:
     return monday - dt.timedelta(days=7)
 
 
+HAMPEL_HALF_WINDOW, HAMPEL_MADS = 4, 3.0
+
+
+def remove_spikes(y: pd.Series) -> pd.Series:
+    """y with promotion spikes replaced by the local median (Hampel filter: a week more than 3 scaled
+    MADs from the median of the 9 weeks around it, so a campaign of up to 4 weeks is caught). The model then learns baseline demand; a two-week
+    campaign would otherwise be read as a new level or trend and extrapolated."""
+    values = y.to_numpy(dtype=float)
+    med = y.rolling(2 * HAMPEL_HALF_WINDOW + 1, center=True, min_periods=5).median().to_numpy()
+    mad = (y - med).abs().rolling(2 * HAMPEL_HALF_WINDOW + 1, center=True, min_periods=5).median().to_numpy()
+    spike = np.abs(values - med) > HAMPEL_MADS * 1.4826 * mad
+    return pd.Series(np.where(spike & np.isfinite(med), med, values), index=y.index)
+
+
 def _fit(y: pd.Series, name: str, kwargs: dict, steps: int) -> _Fit | None:
-    """Fit one ETS candidate and forecast `steps` weeks; None when it raises or gives non-finite
-    numbers. Warnings (convergence, frequency) are recorded, not printed."""
+    """Fit one ETS candidate on y with spikes removed and forecast `steps` weeks; None when it raises
+    or gives non-finite numbers. Warnings (convergence, frequency) are recorded, not printed."""
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
+    y = remove_spikes(y)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -78,11 +94,31 @@ def _fit(y: pd.Series, name: str, kwargs: dict, steps: int) -> _Fit | None:
     return _Fit(name, kwargs, float(res.aic), converged, frame.clip(lower=0.0))
 
 
-def _choose(y: pd.Series, steps: int) -> _Fit | None:
-    """The converged candidate with the lowest AIC; when none converged, the simplest one that fits.
-    Candidates needing more weeks than y has are skipped."""
-    fits = [f for name, kwargs, min_weeks in CANDIDATES if len(y) >= min_weeks
-            for f in [_fit(y, name, kwargs, steps)] if f is not None]
+SELECTION_FOLDS = 2  # rolling origins before the backtest window that choose the model
+
+
+def _choose(y: pd.Series, steps: int, holdout: int) -> _Fit | None:
+    """The candidate that forecast best out of sample, refitted on all of y.
+
+    Each candidate is scored by its mean sMAPE over SELECTION_FOLDS rolling origins that end before
+    the last `holdout` weeks (the backtest window, which selection never sees, so the reported
+    backtest error is honest). Where no fold fits, the converged candidate with the lowest AIC wins;
+    when none converged, the simplest one that fits. Candidates needing more weeks than y has are skipped.
+    """
+    usable = [(name, kwargs) for name, kwargs, min_weeks in CANDIDATES if len(y) >= min_weeks]
+    scores: dict[str, list[float]] = {name: [] for name, _ in usable}
+    for fold in range(1, SELECTION_FOLDS + 1):
+        end = len(y) - holdout - (fold - 1) * holdout
+        train, actual = y.iloc[:end - holdout], y.iloc[end - holdout:end].to_numpy()
+        for name, kwargs in usable:
+            min_weeks = next(m for n, _, m in CANDIDATES if n == name)
+            fit = _fit(train, name, kwargs, holdout) if len(train) >= min_weeks else None
+            if fit is not None:
+                scores[name].append(smape(fit.frame["forecast"].to_numpy(), actual))
+    fits = [f for name, kwargs in usable for f in [_fit(y, name, kwargs, steps)] if f is not None]
+    scored = [f for f in fits if len(scores[f.name]) == SELECTION_FOLDS]
+    if scored:
+        return min(scored, key=lambda f: (float(np.mean(scores[f.name])), f.aic))
     converged = [f for f in fits if f.converged]
     if converged:
         return min(converged, key=lambda f: f.aic)
@@ -146,7 +182,7 @@ def forecast_one_series(weeks: pd.Series, conf: ForecastConf, last_week: dt.date
         history (from the first week with sales) is shorter than conf.min_history_weeks or no model fits.
     """
     y = _weekly_series(weeks, last_week)
-    chosen = _choose(y, conf.horizon_weeks) if len(y) >= conf.min_history_weeks else None
+    chosen = _choose(y, conf.horizon_weeks, conf.backtest_weeks) if len(y) >= conf.min_history_weeks else None
     if chosen is None:
         return pd.DataFrame({c: pd.Series(dtype=_EMPTY_DTYPES.get(c, "float64")) for c in FORECAST_COLUMNS})
     bt_smape, bt_mape, naive = _backtest(y, chosen, conf.backtest_weeks)
