@@ -126,8 +126,9 @@ def test_price_sensitivity(rows):
     assert u1["discount_unit_share"] == pytest.approx(2 / 5)
     assert u1["avg_discount_depth"] == pytest.approx(7 / 30)
     assert u1["paid_to_list_ratio"] == pytest.approx(63 / 70)
-    # median list price: A = 8 (5, 8, 10), B = 20 -> (2*10/8 + 20/20 + 10/8 + 20/20) / 5 units
-    assert u1["price_index"] == pytest.approx((2.5 + 1 + 1.25 + 1) / 5)
+    # median list price: A = 8 (5, 8, 10), B = 20; item events e1 e2 e3 e4 e7 e8 on i1 i2 i1 i2 i1 i2
+    assert u1["price_index"] == pytest.approx((10 / 8 + 1 + 10 / 8 + 1 + 10 / 8 + 1) / 6)
+    assert rows["u2"]["price_index"] == pytest.approx(5 / 8)
     assert rows["u2"]["discount_unit_share"] is None
 
 

@@ -144,8 +144,9 @@ USER_PROFILE = TableSpec("gold", "user_profile", (
           "quantity + discount_amount), value-weighted."),
     Field("paid_to_list_ratio", DBL, doc="Money paid / list value over all paid lines of 365 days (1: never "
           "paid less than list)."),
-    Field("price_index", DBL, doc="Unit-weighted mean of (item list price / median list price of its "
-          "category) over 365-day purchases: below 1 means the user buys the cheaper items."),
+    Field("price_index", DBL, doc="Mean of (item list price / median list price of its category) over the "
+          "user's 365-day views, carts and purchases: below 1 means the user goes for the cheaper items "
+          "(views count too: they are 5x more numerous than purchases and show the same choice)."),
     Field("offers_received", L, doc="Treatment exposures to campaign offers before as_of."),
     Field("offers_redeemed", L, doc="Redemptions before as_of."),
     Field("redemption_rate", DBL, doc="offers_redeemed / offers_received (null: no offer received)."),

@@ -148,15 +148,17 @@ def run_features(spark: SparkSession, cfg: Config, as_of: dt.date | None = None,
         items_out = item_profile.build_item_profile(items, ev, lake.read("silver.reviews"), as_of, fc) \
             .withColumn("computed_at", F.current_timestamp())
         writer.write(items_out, "gold.item_profile", rows_in=n_events)
-        ev.unpersist()
-        profile.unpersist()
-
         trend = fc.trend
         first_day = as_of - dt.timedelta(days=trend.history_days)
-        history_start = first_day - dt.timedelta(days=market_trend.warmup_days(trend))
+        # no calendar before the first event: days before the data starts are unknown, not zero sales
+        first_event = ev.agg(F.min("event_ts")).first()[0]
+        history_start = max(first_day - dt.timedelta(days=market_trend.warmup_days(trend)),
+                            first_event.date() if first_event else first_day)
         daily_sales = market_trend.category_daily_sales(events, items, history_start, as_of)
         writer.write(market_trend.build_market_trend_daily(daily_sales, as_of, trend, first_day),
                      "gold.market_trend_daily")
+        ev.unpersist()
+        profile.unpersist()
         weekly_sales = market_trend.category_weekly_sales(events, items, history_start, as_of)
         weekly = market_trend.build_market_trend_weekly(weekly_sales, as_of, trend, first_week=first_day) \
             .persist(StorageLevel.MEMORY_AND_DISK)

@@ -42,19 +42,18 @@ def activity_features(ev: DataFrame) -> DataFrame:
         F.sum(F.when(long_paid & F.col("discounted"), F.col("list_value"))).alias("_discounted_list_value"),
         F.sum(F.when(long_paid, F.col("paid"))).alias("_paid"),
         F.sum(F.when(long_paid, F.col("list_value"))).alias("_list_value"),
-        F.sum(F.when(long_paid, F.col("quantity") * F.col("list_price") / F.col("category_median_price")))
-        .alias("_relative_price_units"),
+        F.avg(F.when(F.col("event_type").isin(*ITEM_EVENTS) & (F.col("age") <= LONGEST),
+                     F.col("list_price") / F.col("category_median_price"))).alias("price_index"),
     ]
     return (ev.groupBy("user_id").agg(*aggs)
             .withColumn("discount_unit_share", safe_ratio(F.col("_discounted_units").cast("double"), F.col("_paid_units")))
             .withColumn("avg_discount_depth", safe_ratio(F.col("_discount"), F.col("_discounted_list_value")))
             .withColumn("paid_to_list_ratio", safe_ratio(F.col("_paid"), F.col("_list_value")))
-            .withColumn("price_index", safe_ratio(F.col("_relative_price_units"), F.col("_paid_units")))
             .withColumn("activity_trend", symmetric_change(F.col("events_30d"), F.col("events_prev_30d")))
             .withColumn("spend_trend", symmetric_change(F.col("spend_30d"),
                                                         F.coalesce(F.col("_spend_prev_30d"), F.lit(0.0))))
             .drop(*[c for c in ("_spend_prev_30d", "_paid_units", "_discounted_units", "_discount",
-                                "_discounted_list_value", "_paid", "_list_value", "_relative_price_units")]))
+                                "_discounted_list_value", "_paid", "_list_value")]))
 
 
 def order_features(ev: DataFrame) -> DataFrame:
