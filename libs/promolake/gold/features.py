@@ -154,22 +154,26 @@ def run_features(spark: SparkSession, cfg: Config, as_of: dt.date | None = None,
         first_event = ev.agg(F.min("event_ts")).first()[0]
         history_start = max(first_day - dt.timedelta(days=market_trend.warmup_days(trend)),
                             first_event.date() if first_event else first_day)
-        daily_sales = market_trend.category_daily_sales(events, items, history_start, as_of)
-        writer.write(market_trend.build_market_trend_daily(daily_sales, as_of, trend, first_day),
-                     "gold.market_trend_daily")
         ev.unpersist()
         profile.unpersist()
-        weekly_sales = market_trend.category_weekly_sales(events, items, history_start, as_of)
+        # one scan of silver.events for both trend tables: the purchase lines they read, cached
+        purchases = market_trend.purchases_between(events, history_start, as_of) \
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        daily_sales = market_trend.category_daily_sales(purchases, items, history_start, as_of)
+        writer.write(market_trend.build_market_trend_daily(daily_sales, as_of, trend, first_day),
+                     "gold.market_trend_daily")
+        weekly_sales = market_trend.category_weekly_sales(purchases, items, history_start, as_of)
         weekly = market_trend.build_market_trend_weekly(weekly_sales, as_of, trend, first_week=first_day) \
             .persist(StorageLevel.MEMORY_AND_DISK)
         writer.write(weekly, "gold.market_trend_weekly")
+        purchases.unpersist()
 
         forecast = category_forecast.build_category_forecast(weekly, as_of, fc.forecast)
-        forecast_rows = writer.write(forecast, "gold.category_forecast")
+        writer.write(forecast, "gold.category_forecast")
         weekly.unpersist()
 
         summarise_trends(lake, as_of, report)
-        summarise_forecast(lake, as_of, forecast_rows, report)
+        summarise_forecast(lake, as_of, report)
         for path in write_feature_plots(lake, as_of, fc):
             report.note(f"plot: {path}")
     return report
@@ -187,7 +191,7 @@ def summarise_trends(lake: Lake, as_of: dt.date, report: StageReport) -> None:
          "units_per_day": round(r["units_ma28"], 1)} for r in pick])
 
 
-def summarise_forecast(lake: Lake, as_of: dt.date, rows: int, report: StageReport) -> None:
+def summarise_forecast(lake: Lake, as_of: dt.date, report: StageReport) -> None:
     fc = lake.read("gold.category_forecast").where(F.col("as_of") == F.lit(as_of))
     per_cat = (fc.groupBy("category", "model", "backtest_smape", "naive_smape")
                .agg(F.sum("forecast").alias("next_weeks_units")).orderBy("category").collect())
