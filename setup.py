@@ -18,6 +18,8 @@ CORE = [
     "statsmodels==0.15.0",
     "vaderSentiment==3.3.2",
     "matplotlib==3.11.2",
+    "implicit==0.7.3",
+    "optuna==5.0.0",
 ]
 TRAIN = [
     "torch==2.13.0",

@@ -4,6 +4,7 @@
     promolake ingest                      landing -> bronze -> silver (+ quarantine)
     promolake import-online-retail PATH   map the UCI Online Retail file into the landing contract
     promolake features [--as-of DATE]...  silver -> gold feature tables as of DATE (default: after the last event)
+    promolake train-als [--as-of DATE]     tune, evaluate and register ALS; write candidate tables
     promolake run-all                     the main job end to end
     promolake tables                      where every table lives and its row count
 
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     feat = sub.add_parser("features", parents=[common], help="silver -> gold feature tables")
     feat.add_argument("--as-of", action="append", type=_date, default=None, metavar="YYYY-MM-DD",
                       help="build the tables as of this day (repeatable); default: the day after the last event")
+    als = sub.add_parser("train-als", parents=[common], help="ALS candidates (tuned, evaluated, registered)")
+    als.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
+                     help="train on interactions before this day; default: the day after the last event")
     allp = sub.add_parser("run-all", parents=[common], help="the main job end to end")
     allp.add_argument("--force-generate", action="store_true")
     sub.add_parser("tables", parents=[common], help="list tables, locations and row counts")
@@ -72,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline.run_import_online_retail(spark, cfg, args.path)
     elif args.stage == "features":
         pipeline.run_features(spark, cfg, args.as_of)
+    elif args.stage == "train-als":
+        pipeline.run_train_als(spark, cfg, args.as_of)
     elif args.stage == "run-all":
         pipeline.run_all(spark, cfg, force_generate=args.force_generate)
     elif args.stage == "tables":

@@ -44,14 +44,22 @@ def run_features(spark: SparkSession, cfg: Config, as_of: Sequence[dt.date] | dt
     return report
 
 
+def run_train_als(spark: SparkSession, cfg: Config, as_of: dt.date | None = None) -> StageReport:
+    """Tune, evaluate and register ALS; write factors and candidate tables as of `as_of`."""
+    from promolake.ml.train_als import run_als
+
+    return run_als(spark, cfg, as_of)
+
+
 STAGES: dict[str, Callable[..., StageReport]] = {
     "generate": run_generate,
     "ingest": run_ingest,
     "import-online-retail": run_import_online_retail,
     "features": run_features,
+    "train-als": run_train_als,
 }
 # The main job, in order; later stages (features, models, scoring) join this list.
-RUN_ALL = ("generate", "ingest", "features")
+RUN_ALL = ("generate", "ingest", "features", "train-als")
 
 
 def run_all(spark: SparkSession, cfg: Config, force_generate: bool = False) -> list[StageReport]:

@@ -179,6 +179,85 @@ class FeaturesConf(_Strict):
     reports_root: str = "lakehouse/reports"
 
 
+class MlflowConf(_Strict):
+    """Where runs and registered models go. Locally: a sqlite tracking store (which gives a model
+    registry with aliases) and an artifact folder under the lake home; on Databricks: "databricks"
+    and Unity Catalog's registry ("databricks-uc", model names catalog.schema.model)."""
+
+    tracking_uri: str = "sqlite:///lakehouse/mlflow/mlflow.db"
+    registry_uri: str | None = None
+    artifact_location: str | None = None
+    experiment: str = "/Shared/promolake"
+
+
+class EventWeights(_Strict):
+    """Confidence added by one event of each type (implicit feedback)."""
+
+    view: float = Field(1.0, ge=0)
+    cart: float = Field(3.0, ge=0)
+    purchase: float = Field(8.0, ge=0)
+
+
+class TuningConf(_Strict):
+    """Hyper-parameter search (optuna TPE, seeded); each trial is an MLflow child run."""
+
+    trials: int = Field(8, ge=1, le=500)
+    seed: int = 13
+    rank: tuple[int, int] = (8, 64)
+    reg_param: tuple[float, float] = (0.001, 1.0)
+    alpha: tuple[float, float] = (1.0, 80.0)
+    objective: Literal["ndcg", "map", "recall", "precision"] = "ndcg"
+    objective_view: Literal["all", "new"] = "new"
+
+
+class SparkAlsConf(_Strict):
+    """Spark MLlib ALS settings. 0 blocks = the cluster's default parallelism (one block per core)."""
+
+    user_blocks: int = Field(0, ge=0)
+    item_blocks: int = Field(0, ge=0)
+    intermediate_storage: str = "MEMORY_AND_DISK"
+    final_storage: str = "MEMORY_AND_DISK"
+    checkpoint_interval: int = Field(10, ge=-1)
+    checkpoint_dir: str | None = None
+
+
+class BlendConf(_Strict):
+    """Final candidates: reciprocal-rank fusion of the sources, score = sum_s w_s / (c + rank_s).
+    The weights are chosen on the validation split from the grids below (ALS's weight is 1)."""
+
+    rrf_constant: float = Field(10.0, gt=0)
+    repeat_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+    segment_weights: tuple[float, ...] = (0.0, 0.25, 0.5)
+    popularity_weights: tuple[float, ...] = (0.0, 0.25)
+    pool: int = Field(50, ge=1, le=1000)
+
+
+class AlsConf(_Strict):
+    """Implicit-feedback collaborative filtering (issue: ALS candidates)."""
+
+    engine: Literal["spark", "single_node", "auto"] = "auto"
+    single_node_max_interactions: int = Field(20_000_000, ge=0)
+    weights: EventWeights = EventWeights()
+    half_life_days: float = Field(90.0, gt=0)
+    history_days: int = Field(365, ge=7)
+    horizon_days: int = Field(28, ge=1)
+    active_days: int = Field(90, ge=1)
+    popularity_days: int = Field(28, ge=1)
+    k: int = Field(10, ge=1, le=1000)
+    candidates: int = Field(50, ge=1, le=1000)
+    similar_items: int = Field(20, ge=1, le=500)
+    rank: int = Field(32, ge=2, le=1024)
+    reg_param: float = Field(0.05, gt=0)
+    alpha: float = Field(20.0, gt=0)
+    max_iter: int = Field(10, ge=1, le=100)
+    seed: int = 42
+    tune: bool = True
+    tuning: TuningConf = TuningConf()
+    spark: SparkAlsConf = SparkAlsConf()
+    blend: BlendConf = BlendConf()
+    model_name: str = "promolake_als"
+
+
 class Config(_Strict):
     env: Literal[ENVIRONMENTS]  # type: ignore[valid-type]
     spark: SparkConf = SparkConf()
@@ -188,6 +267,8 @@ class Config(_Strict):
     pii: PiiConf = PiiConf()
     ingest: IngestConf = IngestConf()
     features: FeaturesConf = FeaturesConf()
+    mlflow: MlflowConf = MlflowConf()
+    als: AlsConf = AlsConf()
 
 
 def default_conf_dir() -> Path:

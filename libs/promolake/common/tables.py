@@ -280,12 +280,115 @@ DQ_RESULTS = TableSpec("ops", "dq_results", (
 ), ("table_name", "as_of", "check_name"), "Data-quality results of every gold write: one row per table, "
    "as_of and check; a failed check stops the job before the table is written.")
 
+# ----- ml: collaborative filtering -------------------------------------------------------------
+VEC = T.ArrayType(T.FloatType())
+ML_AS_OF = Field("as_of", D, doc="Trained on interactions strictly before this day (00:00 UTC).")
+MODEL_VERSION = Field("model_version", S, doc="Registered model version that produced the row "
+                      "(MLflow registry), e.g. '3'.")
+
+ALS_USER_INDEX = TableSpec("ml", "als_user_index", (
+    Field("user_id", S, doc="User."),
+    Field("user_idx", I, doc="Dense integer id used by ALS; never changes once assigned."),
+    Field("first_as_of", D, doc="Training date at which the index was assigned."),
+), ("user_id",), "Integer index of users for ALS. Built once and extended: new users get the next free "
+   "numbers, existing users keep theirs.")
+
+ALS_ITEM_INDEX = TableSpec("ml", "als_item_index", (
+    Field("item_id", S, doc="Item."),
+    Field("item_idx", I, doc="Dense integer id used by ALS; never changes once assigned."),
+    Field("first_as_of", D, doc="Training date at which the index was assigned."),
+), ("item_id",), "Integer index of items for ALS, extended like als_user_index.")
+
+ALS_USER_FACTORS = TableSpec("ml", "als_user_factors", (
+    Field("user_id", S, doc="User."),
+    ML_AS_OF,
+    Field("user_idx", I, doc="Index from ml.als_user_index."),
+    Field("features", VEC, doc="Latent factor vector (length = rank)."),
+    Field("interactions", I, doc="Distinct items the user interacted with in the training history."),
+    MODEL_VERSION,
+    COMPUTED_AT,
+), ("user_id", "as_of"), "ALS user factors of the final model of each training date.", partition_by=("as_of",))
+
+ALS_ITEM_FACTORS = TableSpec("ml", "als_item_factors", (
+    Field("item_id", S, doc="Item (every catalogue item, trained or not)."),
+    ML_AS_OF,
+    Field("item_idx", I, doc="Index from ml.als_item_index (null for an item never indexed)."),
+    Field("features", VEC, doc="Latent factor vector; null for cold-start items."),
+    Field("interactions", I, doc="Distinct users who interacted with the item in the training history."),
+    Field("cold_start", B, doc="True when the item had no interactions: ALS cannot score it; the text "
+          "model (two-tower) is responsible for it."),
+    MODEL_VERSION,
+    COMPUTED_AT,
+), ("item_id", "as_of"), "ALS item factors, one row per catalogue item; cold-start items are flagged.",
+   partition_by=("as_of",))
+
+ALS_CANDIDATES = TableSpec("ml", "als_candidates", (
+    Field("user_id", S, doc="User."),
+    ML_AS_OF,
+    Field("item_id", S, doc="Recommended item."),
+    Field("rank", I, doc="1 = best."),
+    Field("score", DBL, doc="Dot product of user and item factors (predicted preference)."),
+    MODEL_VERSION,
+    COMPUTED_AT,
+), ("user_id", "as_of", "item_id"), "Top ALS items per user (previously bought items included).",
+   partition_by=("as_of",))
+
+USER_CANDIDATES = TableSpec("ml", "user_candidates", (
+    Field("user_id", S, doc="User (every active user, including users without history)."),
+    ML_AS_OF,
+    Field("item_id", S, doc="Candidate item."),
+    Field("rank", I, doc="1 = best, by score."),
+    Field("score", DBL, doc="Blended score: sum over sources of weight / (rrf_constant + rank in source)."),
+    Field("als_rank", I, doc="Rank in the ALS list (null: not in it)."),
+    Field("als_score", DBL, doc="ALS score (null: not in the ALS list)."),
+    Field("repeat_rank", I, doc="Rank among the user's own past purchases by decayed frequency."),
+    Field("repeat_score", DBL, doc="Decayed purchase count of the item by the user."),
+    Field("segment_rank", I, doc="Rank in the popularity list of the user's segment."),
+    Field("segment_score", DBL, doc="Buyers of the item in the user's segment over popularity_days."),
+    Field("popularity_rank", I, doc="Rank in the global popularity list (trend-adjusted for cold users)."),
+    Field("popularity_score", DBL, doc="Buyers of the item over popularity_days."),
+    Field("sources", T.ArrayType(S), doc="Sources that proposed the item: als, repeat, segment, popularity."),
+    Field("cold_start_user", B, doc="True when the user had no interactions: segment and trend only."),
+    Field("previously_bought", B, doc="True when the user bought the item before as_of."),
+    MODEL_VERSION,
+    COMPUTED_AT,
+), ("user_id", "as_of", "item_id"), "Final candidate items per user, read by the promotion engine: "
+   "reciprocal-rank blend of ALS, repeat purchases, segment popularity and global popularity, with the "
+   "weights chosen on a time-based validation split.", partition_by=("as_of",))
+
+SIMILAR_ITEMS = TableSpec("ml", "similar_items", (
+    Field("item_id", S, doc="Item."),
+    ML_AS_OF,
+    Field("neighbour_item_id", S, doc="A similar item."),
+    Field("rank", I, doc="1 = most similar."),
+    Field("similarity", DBL, doc="Cosine similarity of the ALS item factors, in [-1, 1]."),
+    MODEL_VERSION,
+    COMPUTED_AT,
+), ("item_id", "as_of", "neighbour_item_id"), "Item-item neighbours from ALS item factors.",
+   partition_by=("as_of",))
+
+RANKING_EVALUATION = TableSpec("ml", "ranking_evaluation", (
+    Field("model_name", S, doc="Registered model the evaluation belongs to (e.g. promolake_als)."),
+    ML_AS_OF,
+    Field("split", S, doc="validation (used for tuning and blend weights) or test (reported)."),
+    Field("recommender", S, doc="als, blend, popularity, segment_popularity, repeat."),
+    Field("view", S, doc="all (every next-period purchase) or new (items the user never bought before)."),
+    Field("metric", S, doc="precision, recall, ndcg, map, hit_rate, coverage, novelty, users, users_with_recs."),
+    Field("k", I, doc="Cut-off."),
+    Field("value", DBL, doc="Metric value (definitions: promolake.ml.evaluation)."),
+    Field("cutoff", D, doc="T: trained on interactions before T, evaluated on purchases in [T, T + horizon)."),
+    Field("run_id", S, doc="MLflow run."),
+    COMPUTED_AT,
+), ("model_name", "as_of", "split", "recommender", "view", "metric"), "Ranking evaluation of each "
+   "training run: ALS, the blend and the baselines on both views, out of time.")
+
 TABLES: dict[str, TableSpec] = {}
 for _src in SOURCES.values():
     for _spec in (_bronze(_src), _silver(_src)):
         TABLES[_spec.logical_name] = _spec
 for _spec in (QUARANTINE, INGEST_RUNS, USER_PROFILE, ITEM_PROFILE, MARKET_TREND_DAILY, MARKET_TREND_WEEKLY,
-              CATEGORY_FORECAST, DQ_RESULTS):
+              CATEGORY_FORECAST, DQ_RESULTS, ALS_USER_INDEX, ALS_ITEM_INDEX, ALS_USER_FACTORS, ALS_ITEM_FACTORS,
+              ALS_CANDIDATES, USER_CANDIDATES, SIMILAR_ITEMS, RANKING_EVALUATION):
     TABLES[_spec.logical_name] = _spec
 
 

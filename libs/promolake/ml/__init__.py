@@ -1,0 +1,1 @@
+"""Models layer: recommenders and their offline evaluation."""
