@@ -114,3 +114,18 @@ def test_partitioned_gold_table_is_created_partitioned(spark, tmp_path):
     lake.ensure("gold.user_profile")
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake.location('gold.user_profile')}`").first()
     assert detail.partitionColumns == ["as_of"]
+
+
+def test_arrays_without_null_elements_fit_a_declared_nullable_array(spark, tmp_path):
+    """Regression: collect_list/array() give array<...> with containsNull=false; the declared columns
+    allow nulls. The write used to fail with 'column sources is array<string>, declared array<string>'."""
+    import datetime as dt
+
+    lake = Lake(spark, LakeConf(root=str(tmp_path)))
+    df = spark.range(1).select(F.lit("u1").alias("user_id"), F.lit(dt.date(2025, 1, 1)).alias("as_of"),
+                               F.lit(0).alias("user_idx"), F.array(F.lit(1.0).cast("float")).alias("features"),
+                               F.lit(1).alias("interactions"), F.lit("1").alias("model_version"),
+                               F.current_timestamp().alias("computed_at"))
+    assert df.schema["features"].dataType.containsNull is False
+    assert lake.upsert(df, "ml.als_user_factors").inserted == 1
+    assert lake.read("ml.als_user_factors").first().features == [1.0]

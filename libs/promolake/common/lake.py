@@ -104,11 +104,13 @@ class Lake:
         problems += [f"unexpected column {c}" for c in actual if c not in declared]
         problems += [
             f"column {c} is {actual[c].simpleString()}, declared {declared[c].simpleString()}"
-            for c in declared if c in actual and actual[c] != declared[c]
+            for c in declared if c in actual and actual[c].simpleString() != declared[c].simpleString()
         ]
         if problems:
             raise SchemaMismatchError(f"cannot write {table}: " + "; ".join(problems))
-        return df.select(*declared)
+        # nested nullability (array elements, map values) may differ, e.g. collect_list gives array<string>
+        # without nulls where array<string> with nulls is declared: cast to the declaration
+        return df.select(*[F.col(c) if actual[c] == declared[c] else F.col(c).cast(declared[c]) for c in declared])
 
     def append(self, df: DataFrame, table: str) -> WriteResult:
         """Append rows in one Delta commit (bronze, logs); creates the table with its comments first."""

@@ -120,13 +120,13 @@ def _fit_single_node(spark: SparkSession, interactions: DataFrame, params: AlsPa
     matrix = sp.csr_matrix((pdf.confidence.to_numpy(np.float32), (pdf.user.to_numpy(), pdf.item.to_numpy())),
                            shape=(n_users, n_items))
     mean_per_user = len(pdf) / max(pdf.user.nunique(), 1)
-    model = AlternatingLeastSquares(factors=params.rank, regularization=params.reg_param * mean_per_user,
-                                    alpha=params.alpha, iterations=params.max_iter, random_state=params.seed,
-                                    calculate_training_loss=False, num_threads=os.cpu_count() or 0)
-    # implicit parallelises itself; nested BLAS threads only slow it down (its start-up check warns
-    # about the process-wide OpenBLAS setting even inside the limit, hence the filter)
+    # implicit parallelises itself; nested BLAS threads only slow it down (its constructor warns about
+    # the process-wide OpenBLAS setting even inside the limit, hence the filter)
     with threadpool_limits(1, "blas"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="OpenBLAS is configured")
+        model = AlternatingLeastSquares(factors=params.rank, regularization=params.reg_param * mean_per_user,
+                                        alpha=params.alpha, iterations=params.max_iter, random_state=params.seed,
+                                        calculate_training_loss=False, num_threads=os.cpu_count() or 0)
         model.fit(matrix, show_progress=False)
     return (_to_spark(spark, model.user_factors, np.unique(pdf.user.to_numpy())),
             _to_spark(spark, model.item_factors, np.unique(pdf.item.to_numpy())))
