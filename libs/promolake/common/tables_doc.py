@@ -8,6 +8,7 @@ from __future__ import annotations
 from promolake.common.tables import TABLES
 
 LAYERS = {
+    "ml": "ML: model outputs - ALS factors, candidates for the promotion engine, evaluations (promolake train-als)",
     "gold": "Gold: features as of a date (promolake features)",
     "ops": "Ops: audit logs and data-quality results",
     "silver": "Silver: typed, validated, de-duplicated (promolake ingest)",
