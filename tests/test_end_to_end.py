@@ -21,7 +21,7 @@ EXPECTED_RULE = {
     "duplicate_event_id": "duplicate_key", "rating_out_of_range": "rating_out_of_range",
 }
 WORLD = ["world.users=400", "world.items=120", "world.days=90", "world.campaigns=2", "world.dirty_fraction=0.01",
-         "spark.show_progress=false"]
+         "spark.show_progress=false", "als.tuning.trials=1"]
 
 
 def test_run_all_quarantines_exactly_the_broken_records(spark, lake_root, monkeypatch):
@@ -51,3 +51,5 @@ def test_run_all_quarantines_exactly_the_broken_records(spark, lake_root, monkey
     assert main(["run-all", *args]) == 0
     assert lake.read("silver.events").count() == before
     assert lake.read("ops.ingest_runs").count() == len(runs)
+    # the main job ends with ALS candidates for the latest date
+    assert lake.read("ml.user_candidates").count() > 0

@@ -50,7 +50,7 @@ def test_every_table_is_written_and_the_model_is_the_challenger(trained):
     versions = {r.model_version for t in ML_TABLES[:-1] for r in at(lake, t).select("model_version").distinct().collect()}
     assert len(versions) == 1
     mv = MlflowClient().get_model_version_by_alias(cfg.als.model_name, "challenger")
-    assert mv.version == versions.pop()
+    assert str(mv.version) == versions.pop()
 
     cands = at(lake, "ml.user_candidates")
     assert cands.groupBy("user_id", "item_id").count().where("count > 1").count() == 0
