@@ -64,7 +64,7 @@ def main() -> None:
     from promolake.common.lake import Lake
     from promolake.common.spark import get_spark
     from promolake.ml import interactions as ia
-    from promolake.ml.als import AlsParams, fit, spark_als
+    from promolake.ml.als import AlsParams, fit, spark_als, task_slots
     from promolake.ml.evaluation import ranking_metrics
     from promolake.ml.topk import top_k
 
@@ -89,7 +89,7 @@ def main() -> None:
     params = AlsParams(args.rank, ac.reg_param, ac.alpha, args.iterations, 42)
     print(f"data: {'lake ' + home if args.lake else 'UCI Online Retail'}; {pairs:,} (user, item) pairs, "
           f"{n_users:,} users, {n_items:,} items; test purchases in [{cut}, {last + dt.timedelta(days=1)}); "
-          f"rank {args.rank}, {args.iterations} iterations, k {args.k}, {spark.sparkContext.defaultParallelism} cores")
+          f"rank {args.rank}, {args.iterations} iterations, k {args.k}, master {spark.sparkContext.master}")
 
     def quality(user_factors, item_factors):
         recs = (top_k(user_factors, item_factors, args.k)
@@ -99,11 +99,12 @@ def main() -> None:
 
     rows = []
     sc = spark.sparkContext
+    slots = task_slots(sc.master, sc.defaultParallelism)
     with PeakMemory() as mem:
-        for name, tuned in (("spark default (10x10 blocks)", False), ("spark tuned", True)):
+        for name, tuned in (("spark default (10x10 blocks)", False), (f"spark tuned ({slots}x{slots} blocks)", True)):
             if tuned and ac.spark.checkpoint_dir:
                 sc.setCheckpointDir(os.path.abspath(ac.spark.checkpoint_dir))
-            model, secs = timed(lambda: spark_als(params, ac, sc.defaultParallelism, tuned=tuned).fit(train))
+            model, secs = timed(lambda: spark_als(params, ac, slots, tuned=tuned).fit(train))
             m = quality(model.userFactors, model.itemFactors)
             rows.append((name, secs, m))
             if tuned:

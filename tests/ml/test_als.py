@@ -1,6 +1,8 @@
 """The two ALS engines: deterministic for a fixed seed, and agreeing on data with a planted structure."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,13 @@ def test_empty_interactions_are_refused(spark):
     empty = spark.createDataFrame([], "user int, item int, confidence double")
     with pytest.raises(ValueError, match="no interactions"):
         fit(spark, empty, PARAMS, AlsConf())
+
+
+def test_blocks_follow_the_task_slots_not_the_shuffle_parallelism():
+    from promolake.ml.als import task_slots
+
+    assert task_slots("local[2]", 4) == 2
+    assert task_slots("local", 4) == 1
+    assert task_slots("local[3, 2]", 8) == 3
+    assert task_slots("local[*]", 4) == (os.cpu_count() or 1)
+    assert task_slots("spark://host:7077", 64) == 64

@@ -16,6 +16,7 @@ the same reg_param gives models of similar strength; the tuner searches each eng
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -102,11 +103,22 @@ def spark_als(params: AlsParams, conf: AlsConf, parallelism: int, tuned: bool = 
     return als
 
 
+def task_slots(master: str, default_parallelism: int) -> int:
+    """Cores that run tasks at once: N of local[N] (local[*]: this machine's cores), else the
+    cluster's default parallelism (Spark sets it to the executors' total cores). The local config
+    raises spark.default.parallelism for shuffles, so it is not the core count there."""
+    m = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
+    if m:
+        n = m.group(1)
+        return (os.cpu_count() or 1) if n == "*" else int(n or 1)
+    return max(1, default_parallelism)
+
+
 def _fit_spark(spark: SparkSession, interactions: DataFrame, params: AlsParams, conf: AlsConf):
     sc = spark.sparkContext
     if conf.spark.checkpoint_dir and conf.spark.checkpoint_interval > 0 and not sc.getCheckpointDir():
         sc.setCheckpointDir(conf.spark.checkpoint_dir)
-    model = spark_als(params, conf, sc.defaultParallelism).fit(interactions)
+    model = spark_als(params, conf, task_slots(sc.master, sc.defaultParallelism)).fit(interactions)
     return model.userFactors, model.itemFactors
 
 
