@@ -258,6 +258,40 @@ class AlsConf(_Strict):
     model_name: str = "promolake_als"
 
 
+class TextConf(_Strict):
+    """BERT two-tower text model (issue: text model). Lengths are in WordPiece tokens."""
+
+    checkpoint: str = "packaged:all-MiniLM-L6-v2"   # packaged:<name>, a local path or a hub id
+    max_user_len: int = Field(64, ge=8, le=512)
+    max_item_len: int = Field(48, ge=8, le=512)
+    projection_dim: int = Field(0, ge=0, le=4096)    # 0: no projection head, the pooled BERT vector
+    temperature: float = Field(0.05, gt=0, le=10)
+    hard_negatives: int = Field(0, ge=0, le=8)       # ALS candidates not bought, per training pair
+    batch_size: int = Field(32, ge=2, le=4096)       # per worker
+    epochs: int = Field(1, ge=1, le=100)
+    learning_rate: float = Field(5e-5, gt=0, lt=1)   # for one worker; scaled by the world size
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_accumulation: int = Field(1, ge=1, le=256)
+    mixed_precision: Literal["off", "auto", "bf16", "fp16"] = "off"   # auto: fp16 on GPU, off on CPU
+    length_bucket_batches: int = Field(16, ge=1, le=1024)   # batches sorted together by length
+    engine: Literal["horovod", "torch_distributor", "local"] = "horovod"
+    num_proc: int = Field(2, ge=1, le=1024)          # workers: GPUs on Databricks, processes locally
+    use_gpu: bool = False
+    max_pairs: int = Field(0, ge=0)                  # 0: all training pairs, else a seeded sample
+    training_windows: int = Field(1, ge=1, le=52)    # consecutive horizon windows before the test cut
+    validation_share: float = Field(0.1, ge=0, lt=1)   # users held out of training for per-epoch metrics
+    validation_users: int = Field(500, ge=0)
+    petastorm_cache: str = "file:///tmp/promolake-petastorm"
+    checkpoint_dir: str = "/tmp/promolake-text-checkpoints"
+    embed_batch_size: int = Field(64, ge=1, le=8192)
+    k: int = Field(10, ge=1, le=1000)
+    candidates: int = Field(50, ge=1, le=1000)
+    text_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)   # grid for the text list in the blend
+    seed: int = 7
+    model_name: str = "promolake_text"
+
+
 class Config(_Strict):
     env: Literal[ENVIRONMENTS]  # type: ignore[valid-type]
     spark: SparkConf = SparkConf()
@@ -269,6 +303,7 @@ class Config(_Strict):
     features: FeaturesConf = FeaturesConf()
     mlflow: MlflowConf = MlflowConf()
     als: AlsConf = AlsConf()
+    text: TextConf = TextConf()
 
 
 def default_conf_dir() -> Path:
