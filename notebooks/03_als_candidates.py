@@ -53,7 +53,8 @@ as_of = lake.read("ml.user_candidates").agg(F.max("as_of")).first()[0] if as_of 
 
 # COMMAND ----------
 
-ev = (lake.read("ml.ranking_evaluation").where((F.col("as_of") == F.lit(as_of)) & (F.col("split") == "test"))
+ev = (lake.read("ml.ranking_evaluation").where((F.col("as_of") == F.lit(as_of)) & (F.col("split") == "test")
+                                              & (F.col("model_name") == cfg.als.model_name))
       .groupBy("view", "recommender").pivot("metric").agg(F.first("value")).orderBy("view", "recommender"))
 display(ev) if "display" in globals() else ev.show(truncate=False)  # noqa: F821
 

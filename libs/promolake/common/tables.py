@@ -347,14 +347,18 @@ USER_CANDIDATES = TableSpec("ml", "user_candidates", (
     Field("segment_score", DBL, doc="Buyers of the item in the user's segment over popularity_days."),
     Field("popularity_rank", I, doc="Rank in the global popularity list (trend-adjusted for cold users)."),
     Field("popularity_score", DBL, doc="Buyers of the item over popularity_days."),
-    Field("sources", T.ArrayType(S), doc="Sources that proposed the item: als, repeat, segment, popularity."),
-    Field("cold_start_user", B, doc="True when the user had no interactions: segment and trend only."),
+    Field("text_rank", I, doc="Rank in the text model's list (ml.text_candidates); null: not in it, or the "
+                              "row was written by train-als before the text model ran for this date."),
+    Field("text_score", DBL, doc="Cosine similarity of the user's and the item's text embeddings."),
+    Field("sources", T.ArrayType(S), doc="Sources that proposed the item: als, repeat, segment, popularity, text."),
+    Field("cold_start_user", B, doc="True when the user had no interactions: segment, trend and text only."),
     Field("previously_bought", B, doc="True when the user bought the item before as_of."),
     MODEL_VERSION,
     COMPUTED_AT,
 ), ("user_id", "as_of", "item_id"), "Final candidate items per user, read by the promotion engine: "
    "reciprocal-rank blend of ALS, repeat purchases, segment popularity and global popularity, with the "
-   "weights chosen on a time-based validation split.", partition_by=("as_of",))
+   "weights chosen on a time-based validation split; train-text re-blends the date with the text "
+   "model's list added (its weight chosen on held-out users).", partition_by=("as_of",))
 
 SIMILAR_ITEMS = TableSpec("ml", "similar_items", (
     Field("item_id", S, doc="Item."),
@@ -371,8 +375,10 @@ RANKING_EVALUATION = TableSpec("ml", "ranking_evaluation", (
     Field("model_name", S, doc="Registered model the evaluation belongs to (e.g. promolake_als)."),
     ML_AS_OF,
     Field("split", S, doc="validation (used for tuning and blend weights) or test (reported)."),
-    Field("recommender", S, doc="als, blend, popularity, segment_popularity, repeat."),
-    Field("view", S, doc="all (every next-period purchase) or new (items the user never bought before)."),
+    Field("recommender", S, doc="als, blend, popularity, segment_popularity, repeat; for the text model "
+                                "also text and blend_text (the blend with the text list)."),
+    Field("view", S, doc="all (every next-period purchase), new (items the user never bought before), "
+                         "cold (users without history) or cold_items (items without interactions before T)."),
     Field("metric", S, doc="precision, recall, ndcg, map, hit_rate, coverage, novelty, users, users_with_recs."),
     Field("k", I, doc="Cut-off."),
     Field("value", DBL, doc="Metric value (definitions: promolake.ml.evaluation)."),
@@ -382,13 +388,46 @@ RANKING_EVALUATION = TableSpec("ml", "ranking_evaluation", (
 ), ("model_name", "as_of", "split", "recommender", "view", "metric"), "Ranking evaluation of each "
    "training run: ALS, the blend and the baselines on both views, out of time.")
 
+TEXT_AS_OF = Field("as_of", D, doc="Texts as of this day: built from events strictly before it.")
+USER_TEXT_EMBEDDINGS = TableSpec("ml", "user_text_embeddings", (
+    Field("user_id", S, doc="Active user with a user_text."),
+    TEXT_AS_OF,
+    Field("embedding", VEC, doc="Unit-length user-tower embedding of user_text (cosine = dot product)."),
+    Field("tokens", I, doc="WordPiece tokens of user_text that the model read (after truncation)."),
+    MODEL_VERSION,
+    COMPUTED_AT,
+), ("user_id", "as_of"), "Text embeddings of users (two-tower BERT, user tower).", partition_by=("as_of",))
+
+ITEM_TEXT_EMBEDDINGS = TableSpec("ml", "item_text_embeddings", (
+    Field("item_id", S, doc="Catalogue item (created before as_of)."),
+    TEXT_AS_OF,
+    Field("embedding", VEC, doc="Unit-length item-tower embedding of item_text."),
+    Field("tokens", I, doc="WordPiece tokens of item_text that the model read."),
+    Field("cold_start", B, doc="True when the item had no interactions before as_of (ALS cannot score it)."),
+    MODEL_VERSION,
+    COMPUTED_AT,
+), ("item_id", "as_of"), "Text embeddings of catalogue items (two-tower BERT, item tower).", partition_by=("as_of",))
+
+TEXT_CANDIDATES = TableSpec("ml", "text_candidates", (
+    Field("user_id", S, doc="Active user with a user_text."),
+    TEXT_AS_OF,
+    Field("item_id", S, doc="Candidate item, cold-start items included."),
+    Field("rank", I, doc="1 = most similar."),
+    Field("score", DBL, doc="Cosine similarity of the user and item embeddings, in [-1, 1]."),
+    Field("cold_start_item", B, doc="True when the item had no interactions before as_of."),
+    MODEL_VERSION,
+    COMPUTED_AT,
+), ("user_id", "as_of", "item_id"), "Top items per user by text similarity (two-tower model), including "
+   "items without interactions.", partition_by=("as_of",))
+
 TABLES: dict[str, TableSpec] = {}
 for _src in SOURCES.values():
     for _spec in (_bronze(_src), _silver(_src)):
         TABLES[_spec.logical_name] = _spec
 for _spec in (QUARANTINE, INGEST_RUNS, USER_PROFILE, ITEM_PROFILE, MARKET_TREND_DAILY, MARKET_TREND_WEEKLY,
               CATEGORY_FORECAST, DQ_RESULTS, ALS_USER_INDEX, ALS_ITEM_INDEX, ALS_USER_FACTORS, ALS_ITEM_FACTORS,
-              ALS_CANDIDATES, USER_CANDIDATES, SIMILAR_ITEMS, RANKING_EVALUATION):
+              ALS_CANDIDATES, USER_CANDIDATES, SIMILAR_ITEMS, RANKING_EVALUATION, USER_TEXT_EMBEDDINGS,
+              ITEM_TEXT_EMBEDDINGS, TEXT_CANDIDATES):
     TABLES[_spec.logical_name] = _spec
 
 

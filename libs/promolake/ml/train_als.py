@@ -385,8 +385,8 @@ def write_outputs(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
     stamp = [F.lit(version).alias("model_version"), F.current_timestamp().alias("computed_at")]
     day = F.lit(as_of).alias("as_of")
 
-    def write(df: DataFrame, table: str) -> None:
-        res = lake.upsert(df, table, replace_slice={"as_of": as_of})
+    def write(df: DataFrame, table: str, slice_: dict | None = None) -> None:
+        res = lake.upsert(df, table, replace_slice=slice_ or {"as_of": as_of})
         report.record(table=table, inserted=res.inserted, updated=res.updated, deleted=res.deleted,
                       elapsed_s=round(report.elapsed, 1))
 
@@ -430,9 +430,11 @@ def write_outputs(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
     both = warm.withColumn("cold_start_user", F.lit(False)).unionByName(
         cold.withColumn("cold_start_user", F.lit(True)))
     both = both.join(final.seen.withColumn("previously_bought", F.lit(True)), ["user_id", "item_id"], "left")
+    # the text columns are filled when train-text re-blends this date
+    both = both.withColumn("text_rank", F.lit(None).cast("int")).withColumn("text_score", F.lit(None).cast("double"))
     write(both.select("user_id", day, "item_id", "rank", "score", "als_rank", "als_score", "repeat_rank",
                       "repeat_score", "segment_rank", "segment_score", "popularity_rank", "popularity_score",
-                      "sources", "cold_start_user", F.coalesce("previously_bought", F.lit(False)).alias("previously_bought"),
+                      "text_rank", "text_score", "sources", "cold_start_user", F.coalesce("previously_bought", F.lit(False)).alias("previously_bought"),
                       *stamp), "ml.user_candidates")
     report.log(f"candidates for {warm_active.count():,} warm and {cold_active.count():,} cold active users")
 
@@ -451,7 +453,7 @@ def write_outputs(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
                     "metric", F.lit(ac.k).alias("k"), "value",
                     F.lit(as_of - dt.timedelta(days=ac.horizon_days)).alias("cutoff"),
                     F.lit(run_id).alias("run_id"), F.current_timestamp().alias("computed_at")),
-          "ml.ranking_evaluation")
+          "ml.ranking_evaluation", {"model_name": ac.model_name, "as_of": as_of})
     cold_items = lake.read("ml.als_item_factors").where((F.col("as_of") == F.lit(as_of)) & F.col("cold_start")).count()
     report.note(f"{cold_items:,} catalogue items have no interactions (cold_start in ml.als_item_factors): "
                 "left to the text model")
