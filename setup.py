@@ -33,6 +33,7 @@ DEV = [
     "pytest==8.4.2",
     "chispa==0.11.1",
     "psutil==7.2.2",
+    "pytest-timeout==2.4.0",
 ]
 
 

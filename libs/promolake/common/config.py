@@ -266,7 +266,6 @@ class TextConf(_Strict):
     max_item_len: int = Field(48, ge=8, le=512)
     projection_dim: int = Field(0, ge=0, le=4096)    # 0: no projection head, the pooled BERT vector
     temperature: float = Field(0.05, gt=0, le=10)
-    hard_negatives: int = Field(0, ge=0, le=8)       # ALS candidates not bought, per training pair
     batch_size: int = Field(32, ge=2, le=4096)       # per worker
     epochs: int = Field(1, ge=1, le=100)
     learning_rate: float = Field(5e-5, gt=0, lt=1)   # for one worker; scaled by the world size

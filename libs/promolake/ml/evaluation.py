@@ -196,3 +196,68 @@ def ndcg_local(recs: "pd.DataFrame", relevant: "pd.DataFrame", users: set, k: in
     discounts = np.cumsum(1.0 / np.log2(np.arange(1, k + 1) + 1.0))
     idcg = pd.Series(discounts[np.minimum(n_rel.to_numpy(), k) - 1], index=n_rel.index)
     return float((dcg.reindex(idcg.index, fill_value=0.0) / idcg).mean())
+
+
+# ----- the same metrics on numpy lists, for per-epoch validation inside training workers ---------
+
+_SUMMED = ("precision", "recall", "ndcg", "map", "hit_rate")
+
+
+def ranking_metric_sums(recommended: "list[np.ndarray]", relevant: "list[np.ndarray]", k: int) -> dict[str, float]:
+    """Per-user metrics of the module docstring summed over a shard of users, for averaging across
+    processes: add the dicts of disjoint shards, then divide each of precision, recall, ndcg, map and
+    hit_rate by users (ranking_metrics_arrays does it for one shard).
+
+    recommended[u] lists user u's items best first (position i is rank i + 1; a repeated item keeps
+    its first position, like the best rank in ranking_metrics); relevant[u] holds u's ground-truth
+    items. Users with no relevant item are outside the population and add nothing; users with fewer
+    than k (or no) recommendations count with zeros where they miss. Returns the five sums plus
+    users (population size) and users_with_recs, as floats.
+    """
+    import math
+
+    _check_k(k)
+    if len(recommended) != len(relevant):
+        raise ValueError(f"recommended and relevant must list the same users: {len(recommended)} != {len(relevant)}")
+    sums = dict.fromkeys((*_SUMMED, "users", "users_with_recs"), 0.0)
+    for recs, rel in zip(recommended, relevant):
+        rel_set = set(_as_list(rel))
+        if not rel_set:
+            continue
+        listed: set = set()
+        hits, dcg, prec_sum = 0, 0.0, 0.0
+        for position, item in enumerate(_as_list(recs)[:k], start=1):
+            if item in listed:
+                continue
+            listed.add(item)
+            if item in rel_set:
+                hits += 1
+                dcg += 1.0 / math.log2(position + 1)
+                prec_sum += hits / position
+        ideal_len = min(len(rel_set), k)
+        idcg = sum(1.0 / math.log2(i + 1) for i in range(1, ideal_len + 1))
+        sums["precision"] += hits / k
+        sums["recall"] += hits / len(rel_set)
+        sums["ndcg"] += dcg / idcg
+        sums["map"] += prec_sum / ideal_len
+        sums["hit_rate"] += float(hits > 0)
+        sums["users"] += 1.0
+        sums["users_with_recs"] += float(bool(listed))
+    return sums
+
+
+def ranking_metrics_arrays(recommended: "list[np.ndarray]", relevant: "list[np.ndarray]", k: int) -> dict[str, float]:
+    """precision, recall, ndcg, map and hit_rate at k (means over the population), users and
+    users_with_recs: the values ranking_metrics gives for the same lists (ranks = positions + 1; see
+    ranking_metric_sums for the inputs), without Spark. Raises ValueError when no user has a
+    relevant item. tests/text/test_trainer.py checks it equals ranking_metrics."""
+    sums = ranking_metric_sums(recommended, relevant, k)
+    if sums["users"] == 0:
+        raise ValueError("no user has a relevant item: the evaluation population is empty")
+    return {**{name: sums[name] / sums["users"] for name in _SUMMED},
+            "users": sums["users"], "users_with_recs": sums["users_with_recs"]}
+
+
+def _as_list(values) -> list:
+    """Items of a numpy array (as Python scalars, so 3 and np.int64(3) match) or any sequence."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
