@@ -21,7 +21,8 @@ EXPECTED_RULE = {
     "duplicate_event_id": "duplicate_key", "rating_out_of_range": "rating_out_of_range",
 }
 WORLD = ["world.users=400", "world.items=120", "world.days=90", "world.campaigns=2", "world.dirty_fraction=0.01",
-         "spark.show_progress=false", "als.tuning.trials=1"]
+         "spark.show_progress=false", "als.tuning.trials=1", "text.max_pairs=128", "text.batch_size=16",
+         "text.max_user_len=24", "text.max_item_len=24", "text.validation_users=30"]
 
 
 def test_run_all_quarantines_exactly_the_broken_records(spark, lake_root, monkeypatch):
@@ -51,5 +52,6 @@ def test_run_all_quarantines_exactly_the_broken_records(spark, lake_root, monkey
     assert main(["run-all", *args]) == 0
     assert lake.read("silver.events").count() == before
     assert lake.read("ops.ingest_runs").count() == len(runs)
-    # the main job ends with ALS candidates for the latest date
-    assert lake.read("ml.user_candidates").count() > 0
+    # the main job ends with candidates for the latest date, blended with the text model's list
+    assert lake.read("ml.user_candidates").where(F.col("text_rank").isNotNull()).count() > 0
+    assert lake.read("ml.text_candidates").count() > 0

@@ -5,6 +5,7 @@
     promolake import-online-retail PATH   map the UCI Online Retail file into the landing contract
     promolake features [--as-of DATE]...  silver -> gold feature tables as of DATE (default: after the last event)
     promolake train-als [--as-of DATE]     tune, evaluate and register ALS; write candidate tables
+    promolake train-text [--as-of DATE]    fine-tune and register the BERT two-tower model; text candidates
     promolake run-all                     the main job end to end
     promolake tables                      where every table lives and its row count
 
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     als = sub.add_parser("train-als", parents=[common], help="ALS candidates (tuned, evaluated, registered)")
     als.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
                      help="train on interactions before this day; default: the day after the last event")
+    text = sub.add_parser("train-text", parents=[common],
+                          help="BERT two-tower text model (Horovod/TorchDistributor), embeddings, text candidates")
+    text.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
+                      help="texts and purchases before this day; default: the day after the last event")
     allp = sub.add_parser("run-all", parents=[common], help="the main job end to end")
     allp.add_argument("--force-generate", action="store_true")
     sub.add_parser("tables", parents=[common], help="list tables, locations and row counts")
@@ -78,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline.run_features(spark, cfg, args.as_of)
     elif args.stage == "train-als":
         pipeline.run_train_als(spark, cfg, args.as_of)
+    elif args.stage == "train-text":
+        pipeline.run_train_text(spark, cfg, args.as_of)
     elif args.stage == "run-all":
         pipeline.run_all(spark, cfg, force_generate=args.force_generate)
     elif args.stage == "tables":

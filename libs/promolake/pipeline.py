@@ -51,15 +51,24 @@ def run_train_als(spark: SparkSession, cfg: Config, as_of: dt.date | None = None
     return run_als(spark, cfg, as_of)
 
 
+def run_train_text(spark: SparkSession, cfg: Config, as_of: dt.date | None = None) -> StageReport:
+    """Fine-tune and register the BERT two-tower model; write text embeddings and text candidates,
+    and re-blend ml.user_candidates with the text list, as of `as_of`."""
+    from promolake.ml.train_text import run_text
+
+    return run_text(spark, cfg, as_of)
+
+
 STAGES: dict[str, Callable[..., StageReport]] = {
     "generate": run_generate,
     "ingest": run_ingest,
     "import-online-retail": run_import_online_retail,
     "features": run_features,
     "train-als": run_train_als,
+    "train-text": run_train_text,
 }
 # The main job, in order; later stages (features, models, scoring) join this list.
-RUN_ALL = ("generate", "ingest", "features", "train-als")
+RUN_ALL = ("generate", "ingest", "features", "train-als", "train-text")
 
 
 def run_all(spark: SparkSession, cfg: Config, force_generate: bool = False) -> list[StageReport]:

@@ -7,35 +7,15 @@ import io
 import pytest
 from pyspark.sql import functions as F
 
-from promolake.common.config import load_config
 from promolake.common.lake import Lake
 from promolake.common.reporting import StageReport
-from promolake.landing.synthetic_world import run_generate
 from promolake.ml.train_als import RECOMMENDERS, run_als
-from promolake.silver.ingest import run_ingest
-from tests.conftest import REPO
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-WORLD = ["world.users=1000", "world.items=120", "world.days=120", "world.campaigns=2", "world.seed=5",
-         "spark.show_progress=false", "als.tuning.trials=2"]
 AS_OF = dt.date(2025, 1, 1) + dt.timedelta(days=120)
 ML_TABLES = ("ml.als_user_factors", "ml.als_item_factors", "ml.als_candidates", "ml.user_candidates",
              "ml.similar_items", "ml.ranking_evaluation")
-
-
-@pytest.fixture(scope="module")
-def trained(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("als") / "lakehouse"
-    environ = {"PROMOLAKE_HOME": str(root), "PROMOLAKE_PII_SALT": "test-salt"}
-    cfg = load_config("local", overrides=WORLD, conf_dir=REPO / "conf", environ=environ)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROMOLAKE_PII_SALT", "test-salt")
-    run_generate(spark, cfg, report=StageReport("generate", out=io.StringIO()))
-    run_ingest(spark, cfg)
-    mp.undo()
-    report = run_als(spark, cfg, report=StageReport("als", out=io.StringIO()))
-    return cfg, Lake(spark, cfg.lake), report
 
 
 def at(lake: Lake, table: str):

@@ -89,6 +89,7 @@ class WorldConf(_Strict):
     seed: int = 42
     users: int = Field(20_000, ge=10)
     items: int = Field(2_000, ge=50)
+    new_item_share: float = Field(0.15, ge=0, le=0.9)   # items launched during the period (up to its last day)
     days: int = Field(365, ge=30)
     start_date: dt.date = dt.date(2025, 1, 1)
     sessions_per_user_day: float = Field(0.06, gt=0, le=5)

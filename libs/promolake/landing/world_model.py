@@ -259,10 +259,12 @@ def zipf_within(rng: np.random.Generator, group: np.ndarray, exponent: float) ->
     return (rank + 1.0) ** -exponent
 
 
-def build_catalogue(seed: int, n_items: int, days: int) -> Catalogue:
+def build_catalogue(seed: int, n_items: int, days: int, new_item_share: float = NEW_ITEM_SHARE) -> Catalogue:
     """Return the catalogue: every category holds items of 4 sub-categories and 6 brands, log-normal
-    prices around the category median, Zipf popularity within the category and ~15% of items
-    launched during the period (the first 2 items of each category always exist before it)."""
+    prices around the category median, Zipf popularity within the category and a share of items
+    (default 15%) launched during the period, up to its last day, as in a live catalogue: the latest
+    weeks always hold items nobody has interacted with yet (the text model's cold start). The first 2
+    items of each category always exist before the period."""
     rng = generator(seed, STREAM_CATALOGUE, 0)
     share = np.array([c.share for c in CATEGORIES])
     category = rng.choice(N_CATEGORIES, n_items, p=share / share.sum())
@@ -273,9 +275,9 @@ def build_catalogue(seed: int, n_items: int, days: int) -> Catalogue:
     price = np.floor(MEDIAN_PRICE[category] * np.exp(rng.normal(0.0, 0.5, n_items))) + 0.99
     cost = round2(price * rng.uniform(0.40, 0.75, n_items))
     cost[rng.random(n_items) < 0.1] = np.nan
-    launched = rng.random(n_items) < NEW_ITEM_SHARE
+    launched = rng.random(n_items) < new_item_share
     launched[: 2 * N_CATEGORIES] = False
-    created_day = np.where(launched, rng.uniform(0, 0.85 * days, n_items), -rng.uniform(30, 1000, n_items))
+    created_day = np.where(launched, rng.uniform(0, days, n_items), -rng.uniform(30, 1000, n_items))
     brand_names = invent_brand_names(rng, N_CATEGORIES * BRANDS_PER_CATEGORY)
     words = _item_words(category, subcategory, adjective, brand, brand_names)
     model = rng.integers(10, 100, n_items).astype(str)
@@ -476,7 +478,7 @@ class World:
 
 def build_world(conf) -> World:
     """Return the static world for a WorldConf (or any object with the same attributes)."""
-    catalogue = build_catalogue(conf.seed, conf.items, conf.days)
+    catalogue = build_catalogue(conf.seed, conf.items, conf.days, getattr(conf, "new_item_share", NEW_ITEM_SHARE))
     campaigns = build_campaigns(conf.seed, conf.campaigns, conf.campaign_days, conf.days, catalogue)
     slope, label = build_category_trends(conf.seed)
     return World(
