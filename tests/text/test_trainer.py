@@ -249,9 +249,15 @@ def test_loss_falls_and_validation_recall_beats_random_on_a_learnable_task(token
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
-    with mlflow.start_run() as run:
-        run_id = run.info.run_id
+    try:
+        # an explicit experiment: an earlier test may have left another store's experiment active
+        experiment = mlflow.create_experiment("trainer", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment) as run:
+            run_id = run.info.run_id
+    finally:
+        mlflow.set_tracking_uri(previous)
     spec = spec_for(tokenizer, data=make_pairs(tokenizer, 384, 32), epochs=4, learning_rate=3e-3,
                     warmup_steps=5, validation=make_validation(tokenizer), mlflow_tracking_uri=uri,
                     mlflow_run_id=run_id)
