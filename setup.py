@@ -34,6 +34,7 @@ DEV = [
     "chispa==0.11.1",
     "psutil==7.2.2",
     "pytest-timeout==2.4.0",
+    "hypothesis==6.170.15",
 ]
 
 
