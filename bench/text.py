@@ -213,7 +213,9 @@ def main() -> None:
     os.environ.setdefault("PROMOLAKE_PII_SALT", "bench")
     cfg = load_config("local", overrides=["spark.show_progress=false"], environ={**os.environ, "PROMOLAKE_HOME": home})
     spark = get_spark(cfg.spark)
-    cores = spark.sparkContext.defaultParallelism
+    from promolake.ml.als import task_slots
+
+    cores = task_slots(spark.sparkContext.master, spark.sparkContext.defaultParallelism)
     torch.set_num_threads(cores)
     lr, temperature = 5e-5, 0.05
     frame, window = synthetic_pairs(args.pairs, 0) if args.synthetic else lake_pairs(spark, cfg, args.pairs, 7)
