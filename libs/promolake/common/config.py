@@ -292,6 +292,75 @@ class TextConf(_Strict):
     model_name: str = "promolake_text"
 
 
+OFFER_TYPES = ("percent_off", "amount_off", "spend_threshold", "gift")
+OFFER_SCOPES = ("item", "category", "basket")
+
+
+class OfferConf(_Strict):
+    """One offer of a campaign defined in config (same fields as the campaigns landing source)."""
+
+    offer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    offer_type: Literal[OFFER_TYPES]  # type: ignore[valid-type]
+    value: float = Field(gt=0)                      # percent for percent_off, else currency
+    min_spend: float | None = Field(None, gt=0)     # spend_threshold and gift need it
+    scope: Literal[OFFER_SCOPES] = "basket"  # type: ignore[valid-type]
+    scope_value: str | None = None                  # category name, item id, or the gift's item id
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "OfferConf":
+        if self.offer_type == "percent_off" and self.value > 100:
+            raise ValueError(f"offer {self.offer_id}: percent_off value must be in (0, 100], got {self.value}")
+        if self.offer_type in ("spend_threshold", "gift") and self.min_spend is None:
+            raise ValueError(f"offer {self.offer_id}: {self.offer_type} needs min_spend")
+        if self.offer_type == "gift" and not self.scope_value:
+            raise ValueError(f"offer {self.offer_id}: a gift names its item in scope_value")
+        if self.scope == "category" and not self.scope_value:
+            raise ValueError(f"offer {self.offer_id}: category scope needs the category in scope_value")
+        return self
+
+
+class CampaignConf(_Strict):
+    """A campaign defined in config: its window starts on the scoring date (as_of) unless `start` is set."""
+
+    start: dt.date | None = None
+    days: int = Field(14, ge=1, le=365)
+    offers: tuple[OfferConf, ...] = Field(min_length=1)
+
+
+class PromotionConf(_Strict):
+    """Promotion engine (issue: promotion engine): scoring, allocation and measurement."""
+
+    campaign_id: str = "DEMO01"                  # campaign scored when none is given on the command line
+    campaigns: dict[str, CampaignConf] = {}     # campaigns defined here, besides silver.campaigns
+    budget: float = Field(2000.0, ge=0)         # total expected cost allowed per campaign
+    max_offers_per_user: int = Field(1, ge=1, le=20)
+    cooldown_days: int = Field(14, ge=0)        # no offer to users exposed to a campaign this recently
+    active_days: int = Field(90, ge=1)          # eligible: an event in the last this many days
+    min_orders: int = Field(0, ge=0)            # eligible: at least this many orders in the last 365 days
+    exclude_users: tuple[str, ...] = ()         # never targeted (e.g. staff accounts)
+    caps_per_offer: dict[str, float] = {}       # offer_id -> max expected cost
+    caps_per_category: dict[str, float] = {}    # category -> max expected cost (category-scoped offers)
+    control_share: float = Field(0.1, ge=0, lt=1)    # random users held out with no offer
+    explore_share: float = Field(0.05, ge=0, lt=1)   # random users given a random eligible offer
+    margin_rate: float = Field(0.3, gt=0, lt=1)      # gross margin when an item has no unit_cost
+    redeem_share: float | None = Field(None, gt=0, le=1)   # share of treated buyers who redeem; None: learned
+    item_candidates: int = Field(5, ge=1, le=100)    # item-scoped offers: this many of the user's candidates
+    holdout_share: float = Field(0.3, gt=0, lt=1)    # latest campaigns' share of exposures held out
+    learner: Literal["x", "t"] = "x"
+    seed: int = 17
+    model_name: str = "promolake_uplift"
+
+    @model_validator(mode="after")
+    def _shares(self) -> "PromotionConf":
+        if self.control_share + self.explore_share >= 1:
+            raise ValueError("control_share + explore_share must be below 1")
+        for cid, camp in self.campaigns.items():
+            ids = [o.offer_id for o in camp.offers]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"campaign {cid}: offer ids repeat: {ids}")
+        return self
+
+
 class Config(_Strict):
     env: Literal[ENVIRONMENTS]  # type: ignore[valid-type]
     spark: SparkConf = SparkConf()
@@ -304,6 +373,7 @@ class Config(_Strict):
     mlflow: MlflowConf = MlflowConf()
     als: AlsConf = AlsConf()
     text: TextConf = TextConf()
+    promotion: PromotionConf = PromotionConf()
 
 
 def default_conf_dir() -> Path:
