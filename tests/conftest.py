@@ -1,12 +1,18 @@
 """Shared fixtures: one session-scoped local SparkSession with Delta, and a temporary lake per test."""
 from __future__ import annotations
 
+import datetime as dt
+import io
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from promolake.common.config import load_config
+from promolake.common.lake import Lake
+from promolake.common.reporting import StageReport
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,3 +48,33 @@ def make_config(lake_root: Path):
                            environ={"PROMOLAKE_HOME": str(lake_root), "PROMOLAKE_PII_SALT": "test-salt"})
 
     return build
+
+
+# A small synthetic world with ALS trained on it, shared by the ALS, text and promotion stage tests
+# (session scope: generating, ingesting and training once saves minutes).
+WORLD = ["world.users=1000", "world.items=120", "world.days=120", "world.campaigns=2", "world.seed=5",
+         # more items launched during the period: cold-start items are bought in the test window
+         "world.new_item_share=0.3", "spark.show_progress=false", "als.tuning.trials=2",
+         # text model: the packaged MiniLM, kept small so a fine-tune takes seconds on 2 cores
+         "text.max_pairs=256", "text.batch_size=16", "text.max_user_len=32", "text.max_item_len=24",
+         "text.validation_users=60", "text.learning_rate=1e-4", "text.warmup_steps=2"]
+AS_OF = dt.date(2025, 1, 1) + dt.timedelta(days=120)
+
+
+@pytest.fixture(scope="session")
+def trained(spark, tmp_path_factory):
+    """(cfg, lake, report of run_als) on a 1,000-user / 120-item / 120-day world."""
+    from promolake.landing.synthetic_world import run_generate
+    from promolake.ml.train_als import run_als
+    from promolake.silver.ingest import run_ingest
+
+    root = tmp_path_factory.mktemp("als") / "lakehouse"
+    environ = {"PROMOLAKE_HOME": str(root), "PROMOLAKE_PII_SALT": "test-salt"}
+    cfg = load_config("local", overrides=WORLD, conf_dir=REPO / "conf", environ=environ)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PROMOLAKE_PII_SALT", "test-salt")
+    run_generate(spark, cfg, report=StageReport("generate", out=io.StringIO()))
+    run_ingest(spark, cfg)
+    mp.undo()
+    report = run_als(spark, cfg, report=StageReport("als", out=io.StringIO()))
+    return cfg, Lake(spark, cfg.lake), report

@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="BERT two-tower text model (Horovod/TorchDistributor), embeddings, text candidates")
     text.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
                       help="texts and purchases before this day; default: the day after the last event")
+    upl = sub.add_parser("train-uplift", parents=[common],
+                         help="response/uplift model from past campaigns (evaluated, registered)")
+    upl.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
+                     help="learn from campaigns ended before this day; default: the day after the last event")
+    score = sub.add_parser("score", parents=[common],
+                           help="score a campaign's offers for every eligible user and write the assignments")
+    score.add_argument("--campaign-id", default=None, help="campaign to score; default: promotion.campaign_id")
+    score.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
+                       help="use data before this day; default: the day after the last event")
     allp = sub.add_parser("run-all", parents=[common], help="the main job end to end")
     allp.add_argument("--force-generate", action="store_true")
     sub.add_parser("tables", parents=[common], help="list tables, locations and row counts")
@@ -85,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline.run_train_als(spark, cfg, args.as_of)
     elif args.stage == "train-text":
         pipeline.run_train_text(spark, cfg, args.as_of)
+    elif args.stage == "train-uplift":
+        pipeline.run_train_uplift(spark, cfg, args.as_of)
+    elif args.stage == "score":
+        pipeline.run_score(spark, cfg, args.campaign_id, args.as_of)
     elif args.stage == "run-all":
         pipeline.run_all(spark, cfg, force_generate=args.force_generate)
     elif args.stage == "tables":

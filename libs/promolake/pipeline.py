@@ -59,6 +59,22 @@ def run_train_text(spark: SparkSession, cfg: Config, as_of: dt.date | None = Non
     return run_text(spark, cfg, as_of)
 
 
+def run_train_uplift(spark: SparkSession, cfg: Config, as_of: dt.date | None = None) -> StageReport:
+    """Fit, evaluate (latest campaigns held out) and register the response/uplift model."""
+    from promolake.promo.train_uplift import run_train_uplift as train
+
+    return train(spark, cfg, as_of)
+
+
+def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None,
+              as_of: dt.date | None = None) -> StageReport:
+    """Score a campaign's offers for eligible users, allocate under the budget, write offer_scores and
+    promotion_assignments."""
+    from promolake.promo.scoring import run_score as score
+
+    return score(spark, cfg, campaign_id, as_of)
+
+
 STAGES: dict[str, Callable[..., StageReport]] = {
     "generate": run_generate,
     "ingest": run_ingest,
@@ -66,9 +82,11 @@ STAGES: dict[str, Callable[..., StageReport]] = {
     "features": run_features,
     "train-als": run_train_als,
     "train-text": run_train_text,
+    "train-uplift": run_train_uplift,
+    "score": run_score,
 }
 # The main job, in order; later stages (features, models, scoring) join this list.
-RUN_ALL = ("generate", "ingest", "features", "train-als", "train-text")
+RUN_ALL = ("generate", "ingest", "features", "train-als", "train-text", "train-uplift", "score")
 
 
 def run_all(spark: SparkSession, cfg: Config, force_generate: bool = False) -> list[StageReport]:

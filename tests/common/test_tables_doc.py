@@ -16,3 +16,10 @@ def test_doc_matches_declared_tables():
 def test_every_column_has_a_meaning():
     undocumented = [f"{t.logical_name}.{f.name}" for t in TABLES.values() for f in t.fields if len(f.doc) < 5]
     assert undocumented == []
+
+
+def test_every_layer_has_a_section():
+    # a table whose layer has no section would be missing from the docs without any other test failing
+    from promolake.common.tables_doc import LAYERS
+
+    assert {t.layer for t in TABLES.values()} <= set(LAYERS)

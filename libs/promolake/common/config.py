@@ -54,8 +54,8 @@ class LakeConf(_Strict):
     mode: Literal["path", "unity_catalog"] = "path"
     root: str = "lakehouse"
     catalog: str | None = None
-    schemas: dict[Literal["bronze", "silver", "gold", "ml", "ops"], str] = Field(
-        default_factory=lambda: {l: l for l in ("bronze", "silver", "gold", "ml", "ops")}
+    schemas: dict[Literal["bronze", "silver", "gold", "ml", "promo", "ops"], str] = Field(
+        default_factory=lambda: {l: l for l in ("bronze", "silver", "gold", "ml", "promo", "ops")}
     )
 
     @field_validator("catalog")

@@ -420,6 +420,66 @@ TEXT_CANDIDATES = TableSpec("ml", "text_candidates", (
 ), ("user_id", "as_of", "item_id"), "Top items per user by text similarity (two-tower model), including "
    "items without interactions.", partition_by=("as_of",))
 
+PROMO_AS_OF = Field("as_of", D, doc="Scoring date: only data strictly before it was used.")
+MODEL_VERSIONS = Field("model_versions", T.MapType(S, S), doc="Registered model name -> version of every "
+                       "model that contributed (uplift, ALS and text candidates).")
+RUN_IDS = Field("run_ids", T.MapType(S, S), doc="Registered model name -> MLflow run id of that version.")
+REASON_CODES = Field("reason_codes", T.ArrayType(S), doc="The features that raised this user's predicted uplift "
+                     "the most, in words (e.g. \"high affinity to kitchen\"), strongest first.")
+
+OFFER_SCORES = TableSpec("promo", "offer_scores", (
+    Field("campaign_id", S, doc="Campaign scored."),
+    Field("user_id", S, doc="Eligible user."),
+    Field("offer_id", S, doc="Offer of the campaign."),
+    Field("target", S, doc="What the offer applies to: item id (item-scoped offers, on the user's candidates), "
+                           "category name, or 'basket'."),
+    PROMO_AS_OF,
+    Field("offer_type", S, doc="percent_off, amount_off, spend_threshold or gift."),
+    Field("value", DBL, doc="Offer value (percent or currency, as in silver.campaigns)."),
+    Field("p_buy_without_offer", DBL, doc="Predicted chance to buy in the target during the window without an "
+                                          "offer; null when history had no control arm."),
+    Field("p_buy_with_offer", DBL, doc="Predicted chance to buy in the target during the window with the offer."),
+    Field("uplift", DBL, doc="p_buy_with_offer - p_buy_without_offer (null without a control arm)."),
+    Field("p_redeem", DBL, doc="Predicted chance to redeem: p_buy_with_offer x the learned redeem share."),
+    Field("order_value", DBL, doc="Expected spend of an order in the target without the offer."),
+    Field("margin_rate", DBL, doc="Gross margin rate used (from unit_cost where known, else config)."),
+    Field("expected_cost", DBL, doc="p_redeem x discount of one redemption (promolake.promo.offers)."),
+    Field("expected_incremental_profit", DBL, doc="Expected margin with the offer minus without it, minus "
+                                                  "expected_cost (promolake.promo.offers)."),
+    Field("uplift_source", S, doc="x or t (meta-learner on randomized history) or response (no control arm: "
+                                  "every purchase with the offer counted as incremental)."),
+    REASON_CODES,
+    MODEL_VERSIONS,
+    RUN_IDS,
+    COMPUTED_AT,
+), ("campaign_id", "user_id", "offer_id", "target"), "Every eligible (user, offer, target) of a campaign with "
+   "its predicted response, uplift, cost and incremental profit; input of the allocation.",
+   partition_by=("campaign_id",))
+
+PROMOTION_ASSIGNMENTS = TableSpec("promo", "promotion_assignments", (
+    Field("campaign_id", S, doc="Campaign."),
+    Field("user_id", S, doc="User."),
+    Field("offer_id", S, doc="Offer given; 'none' for the control arm (no offer)."),
+    Field("offer_type", S, doc="percent_off, amount_off, spend_threshold, gift; 'none' for control."),
+    Field("target_type", S, doc="item, category, basket; null for control."),
+    Field("target", S, doc="Item id, category name or 'basket'; null for control."),
+    Field("value", DBL, doc="Offer value (percent or currency); null for control."),
+    Field("expected_uplift", DBL, doc="Predicted uplift of the offer for the user (null for control)."),
+    Field("expected_cost", DBL, doc="Expected cost (0 for control)."),
+    Field("expected_incremental_profit", DBL, doc="Expected incremental profit (0 for control)."),
+    Field("p_redeem", DBL, doc="Predicted chance to redeem (0 for control)."),
+    Field("arm", S, doc="policy (chosen by the optimiser), explore (random eligible offer) or control (no offer)."),
+    Field("propensity", DBL, doc="Probability that this user got exactly this row's offer (or no offer, for "
+                                 "control) under the randomized policy: for off-policy evaluation."),
+    REASON_CODES,
+    MODEL_VERSIONS,
+    RUN_IDS,
+    PROMO_AS_OF,
+    Field("created_at", TS, doc="When the assignment was written."),
+), ("campaign_id", "user_id", "offer_id"), "Promotion decisions of a campaign: who gets which offer, the "
+   "random control and exploration arms with propensities. A re-run of the campaign replaces its rows in one "
+   "commit.", partition_by=("campaign_id",))
+
 TABLES: dict[str, TableSpec] = {}
 for _src in SOURCES.values():
     for _spec in (_bronze(_src), _silver(_src)):
@@ -427,7 +487,7 @@ for _src in SOURCES.values():
 for _spec in (QUARANTINE, INGEST_RUNS, USER_PROFILE, ITEM_PROFILE, MARKET_TREND_DAILY, MARKET_TREND_WEEKLY,
               CATEGORY_FORECAST, DQ_RESULTS, ALS_USER_INDEX, ALS_ITEM_INDEX, ALS_USER_FACTORS, ALS_ITEM_FACTORS,
               ALS_CANDIDATES, USER_CANDIDATES, SIMILAR_ITEMS, RANKING_EVALUATION, USER_TEXT_EMBEDDINGS,
-              ITEM_TEXT_EMBEDDINGS, TEXT_CANDIDATES):
+              ITEM_TEXT_EMBEDDINGS, TEXT_CANDIDATES, OFFER_SCORES, PROMOTION_ASSIGNMENTS):
     TABLES[_spec.logical_name] = _spec
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from promolake.common.tables import TABLES
 
 LAYERS = {
+    "promo": "Promotion: offer scores and the promotion assignments marketing operations consume "
+             "(promolake score)",
     "ml": "ML: model outputs - ALS factors, candidates for the promotion engine, evaluations (promolake train-als)",
     "gold": "Gold: features as of a date (promolake features)",
     "ops": "Ops: audit logs and data-quality results",

@@ -418,25 +418,38 @@ def build_campaigns(seed: int, n: int, campaign_days: int, days: int, catalogue:
     return _campaigns_from(start, theme, item_scoped, n_offers, offers, listed)
 
 
+def offer_depth(kind: int, value: float, min_spend: float, median: float) -> float:
+    """The discount an offer is worth as a fraction of a typical basket of its theme category (median
+    list price `median`): what the hidden response model (true_uplift) reacts to."""
+    if kind == PERCENT_OFF:
+        return value / 100
+    if kind == AMOUNT_OFF:
+        return min(0.45, value / max(20.0, 2 * median))
+    if kind == SPEND_THRESHOLD:
+        return 0.8 * value / min_spend
+    return 0.7 * value / min_spend
+
+
 def _offer_terms(rng, kind: int, theme: int, item_scoped: bool, available: np.ndarray, catalogue: Catalogue):
     """Return (value, min_spend, scope, scope_value, depth, gift_item) of one offer of a campaign on theme."""
     median = MEDIAN_PRICE[theme]
     if kind == PERCENT_OFF:
         value = float(rng.choice([10, 20, 30]))
         scope_value = None if item_scoped else CATEGORIES[theme].name
-        return value, np.nan, "item" if item_scoped else "category", scope_value, value / 100, -1
+        return (value, np.nan, "item" if item_scoped else "category", scope_value,
+                offer_depth(kind, value, np.nan, median), -1)
     if kind == AMOUNT_OFF:
         value = float(rng.choice([5, 10, 15]))
-        return value, np.nan, "basket", None, min(0.45, value / max(20.0, 2 * median)), -1
+        return value, np.nan, "basket", None, offer_depth(kind, value, np.nan, median), -1
     if kind == SPEND_THRESHOLD:
         min_spend = max(20.0, 5 * round(2.5 * median / 5))
         value = max(5.0, 5 * round(min_spend * float(rng.choice([0.15, 0.2, 0.25])) / 5))
-        return value, min_spend, "basket", None, 0.8 * value / min_spend, -1
+        return value, min_spend, "basket", None, offer_depth(kind, value, min_spend, median), -1
     cheap = available[catalogue.price[available] <= np.quantile(catalogue.price[available], 0.35)]
     gift = int(rng.choice(cheap))
     value = float(catalogue.price[gift])
     min_spend = max(20.0, 5 * round(max(2 * median, 4 * value) / 5))
-    return value, min_spend, "basket", ITEM_ID % (gift + 1), 0.7 * value / min_spend, gift
+    return value, min_spend, "basket", ITEM_ID % (gift + 1), offer_depth(GIFT, value, min_spend, median), gift
 
 
 def _campaigns_from(start, theme, item_scoped, n_offers, offers, listed) -> Campaigns:

@@ -336,7 +336,7 @@ class _SparkProblem(_Problem):
     """Options as a cached DataFrame partitioned by user: every multiplier trial is one Spark job."""
 
     def __init__(self, options, user_col: str, tiebreak: Sequence[str], max_per_user: int,
-                 caps: Sequence[SparkCap]):
+                 caps: Sequence[SparkCap], persist: bool = True):
         from pyspark.sql import functions as F
 
         self.F, self.caps, self.n = F, caps, max_per_user
@@ -344,9 +344,10 @@ class _SparkProblem(_Problem):
         self.keys = [list(c.limits) for c in caps]
         self.limits = [np.array([float(c.limits[k]) for k in keys]) for c, keys in zip(caps, self.keys)]
         cols = [F.col(c.column).alias(f"_cap{f}") for f, c in enumerate(caps)]
-        self.options = (options.select("*", *cols).where(F.col("profit") > 0)
-                        .repartition(F.col(user_col)).persist())
-        self.options.count()
+        self.options = options.select("*", *cols).where(F.col("profit") > 0)
+        if persist:
+            self.options = self.options.repartition(F.col(user_col)).persist()
+            self.options.count()
 
     def _unit(self, f: int):
         return self.F.col("cost") if self.caps[f].measure == "cost" else self.F.lit(1.0)
@@ -503,3 +504,17 @@ def _spark_fill(scored, problem: _SparkProblem, left: float, usage: list[np.ndar
     out = (scored.join(add, [user_col, *tiebreak], "left")
            .withColumn("chosen", F.col("chosen") | F.coalesce("_add", F.lit(False))).drop("_add").persist())
     return added, out
+
+
+def policy_picks(options, allocation: Allocation, max_per_user: int = 1, caps: Sequence[SparkCap] = (),
+                 user_col: str = "user_id", tiebreak: Sequence[str] = ("offer_id",)):
+    """options with a bool `policy_pick`: whether the policy's rule at the allocation's multipliers (each
+    user's best positive adjusted scores, before repair and fill) picks the option. For users outside the
+    allocation (e.g. the exploration arm): what the policy would have given them."""
+    from pyspark.sql import functions as F
+
+    problem = _SparkProblem(options, user_col, tiebreak, max_per_user, caps, persist=False)
+    picked = (problem.picks(allocation.lam, list(allocation.mu)).select(user_col, *tiebreak)
+              .withColumn("policy_pick", F.lit(True)))
+    return (options.join(picked, [user_col, *tiebreak], "left")
+            .withColumn("policy_pick", F.coalesce("policy_pick", F.lit(False))))

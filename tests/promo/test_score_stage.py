@@ -1,0 +1,96 @@
+"""train-uplift and score end to end on the small trained world (tests/conftest.py): the registered
+model, offer scores, the budget, arms and propensities, item-scoped offers on candidates, re-runs."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from pyspark.sql import functions as F
+
+from promolake.common.reporting import StageReport
+from promolake.promo.scoring import run_score
+from promolake.promo.train_uplift import run_train_uplift
+from tests.conftest import AS_OF
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+BUDGET = 60.0
+
+
+@pytest.fixture(scope="module")
+def scored(spark, trained):
+    cfg, lake, _ = trained
+    cfg = cfg.model_copy(update={"promotion": cfg.promotion.model_copy(update={
+        "budget": BUDGET, "control_share": 0.2, "explore_share": 0.1, "cooldown_days": 0})})
+    uplift = run_train_uplift(spark, cfg, AS_OF, report=StageReport("train-uplift", out=io.StringIO()))
+    report = run_score(spark, cfg, "DEMO01", AS_OF, report=StageReport("score", out=io.StringIO()))
+    return cfg, lake, uplift, report
+
+
+def test_uplift_model_is_registered_with_holdout_metrics(scored):
+    from mlflow import MlflowClient
+
+    cfg, _, uplift, _ = scored
+    mv = MlflowClient().get_model_version_by_alias(cfg.promotion.model_name, "challenger")
+    run = MlflowClient().get_run(mv.run_id)
+    assert run.data.params["learner"] in ("x", "response")
+    assert "holdout_rows" in run.data.metrics
+    assert uplift.rows[0]["version"] == str(mv.version)
+
+
+def test_assignments_respect_budget_arms_and_propensities(scored):
+    cfg, lake, _, report = scored
+    pc = cfg.promotion
+    rows = lake.read("promo.promotion_assignments").where(F.col("campaign_id") == "DEMO01").toPandas()
+    assert not rows.duplicated(["user_id", "offer_id"]).any()
+    assert rows.groupby("user_id").size().max() <= pc.max_offers_per_user
+    given = rows[rows.arm != "control"]
+    assert given.expected_cost.sum() <= BUDGET + 1e-6
+    assert (rows[rows.arm == "control"].offer_id == "none").all()
+    assert (rows[rows.arm == "control"].propensity == pc.control_share).all()
+    policy = rows[rows.arm == "policy"]
+    assert len(policy) > 0 and (policy.expected_incremental_profit > 0).all()
+    assert ((policy.propensity > 1 - pc.control_share - pc.explore_share) & (policy.propensity <= 1)).all()
+    explore = rows[rows.arm == "explore"]
+    assert ((explore.propensity > 0) & (explore.propensity <= 1)).all()
+    assert all(len(r) > 0 for r in policy.reason_codes)
+    assert all(pc.model_name in m for m in rows.model_versions)
+    scores = lake.read("promo.offer_scores").where(F.col("campaign_id") == "DEMO01")
+    # every eligible user is scored for every offer; arms split the eligible users
+    eligible = scores.select("user_id").distinct().count()
+    assert scores.count() == eligible * 4
+    n_control = (rows.arm == "control").sum()
+    assert 0.1 * eligible < n_control < 0.3 * eligible
+    assert any("expected cost" in n for n in report.notes)
+
+
+def test_item_scoped_offers_target_the_users_candidates_on_the_campaign_list(spark, scored):
+    cfg, lake, _, _ = scored
+    item_campaign = (lake.read("silver.campaigns").where(F.col("scope") == "item")
+                     .select("campaign_id").first()[0])
+    run_score(spark, cfg, item_campaign, AS_OF, report=StageReport("score", out=io.StringIO()))
+    scores = lake.read("promo.offer_scores").where(F.col("campaign_id") == item_campaign)
+    item_offers = lake.read("silver.campaigns").where((F.col("campaign_id") == item_campaign)
+                                                     & (F.col("scope") == "item")).select("offer_id")
+    item_rows = scores.join(item_offers, "offer_id")
+    assert item_rows.count() > 0
+    listed = {r.item_id for r in lake.read("silver.campaign_items").where(F.col("campaign_id") == item_campaign)
+              .collect()}
+    assert {r.target for r in item_rows.select("target").distinct().collect()} <= listed
+    cands = lake.read("ml.user_candidates").where(F.col("as_of") == F.lit(AS_OF)).select(
+        "user_id", F.col("item_id").alias("target"))
+    assert item_rows.join(cands, ["user_id", "target"], "left_anti").count() == 0
+    per = item_rows.groupBy("user_id", "offer_id").count().agg(F.max("count")).first()[0]
+    assert per <= cfg.promotion.item_candidates
+
+
+def test_rescoring_the_campaign_replaces_it(spark, scored):
+    cfg, lake, _, _ = scored
+    before = lake.read("promo.promotion_assignments").where(F.col("campaign_id") == "DEMO01").select(
+        "user_id", "offer_id", "arm").collect()
+    run_score(spark, cfg, "DEMO01", AS_OF, report=StageReport("score", out=io.StringIO()))
+    after = lake.read("promo.promotion_assignments").where(F.col("campaign_id") == "DEMO01").select(
+        "user_id", "offer_id", "arm").collect()
+    assert sorted(after) == sorted(before)
+    assert lake.read("promo.offer_scores").groupBy("campaign_id", "user_id", "offer_id", "target").count() \
+        .where("count > 1").count() == 0
