@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--campaign-id", default=None, help="campaign to score; default: promotion.campaign_id")
     score.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
                        help="use data before this day; default: the day after the last event")
+    ev = sub.add_parser("evaluate-campaign", parents=[common],
+                        help="after a campaign's window: per offer vs control with CIs, IPS value of the policy")
+    ev.add_argument("--campaign-id", default=None, help="campaign to evaluate; default: promotion.campaign_id")
     allp = sub.add_parser("run-all", parents=[common], help="the main job end to end")
     allp.add_argument("--force-generate", action="store_true")
     sub.add_parser("tables", parents=[common], help="list tables, locations and row counts")
@@ -98,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline.run_train_uplift(spark, cfg, args.as_of)
     elif args.stage == "score":
         pipeline.run_score(spark, cfg, args.campaign_id, args.as_of)
+    elif args.stage == "evaluate-campaign":
+        pipeline.run_evaluate_campaign(spark, cfg, args.campaign_id)
     elif args.stage == "run-all":
         pipeline.run_all(spark, cfg, force_generate=args.force_generate)
     elif args.stage == "tables":

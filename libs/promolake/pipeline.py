@@ -75,6 +75,13 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None,
     return score(spark, cfg, campaign_id, as_of)
 
 
+def run_evaluate_campaign(spark: SparkSession, cfg: Config, campaign_id: str | None = None) -> StageReport:
+    """Evaluate a campaign after its window: offers against control, IPS value of the policy."""
+    from promolake.promo.campaign_eval import run_evaluate_campaign as evaluate
+
+    return evaluate(spark, cfg, campaign_id)
+
+
 STAGES: dict[str, Callable[..., StageReport]] = {
     "generate": run_generate,
     "ingest": run_ingest,
@@ -84,6 +91,7 @@ STAGES: dict[str, Callable[..., StageReport]] = {
     "train-text": run_train_text,
     "train-uplift": run_train_uplift,
     "score": run_score,
+    "evaluate-campaign": run_evaluate_campaign,
 }
 # The main job, in order; later stages (features, models, scoring) join this list.
 RUN_ALL = ("generate", "ingest", "features", "train-als", "train-text", "train-uplift", "score")

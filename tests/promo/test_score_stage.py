@@ -44,21 +44,32 @@ def test_assignments_respect_budget_arms_and_propensities(scored):
     rows = lake.read("promo.promotion_assignments").where(F.col("campaign_id") == "DEMO01").toPandas()
     assert not rows.duplicated(["user_id", "offer_id"]).any()
     assert rows.groupby("user_id").size().max() <= pc.max_offers_per_user
-    given = rows[rows.arm != "control"]
+    given = rows[rows.offer_id != "none"]
     assert given.expected_cost.sum() <= BUDGET + 1e-6
-    assert (rows[rows.arm == "control"].offer_id == "none").all()
-    assert (rows[rows.arm == "control"].propensity == pc.control_share).all()
-    policy = rows[rows.arm == "policy"]
+    keep = 1 - pc.control_share - pc.explore_share
+    control = rows[rows.arm == "control"]
+    assert (control.offer_id == "none").all()
+    # P(no offer) = control share, plus the policy's share when the policy would give this user nothing
+    want = pc.control_share + keep * (control.policy_offer_id == "none")
+    assert (control.propensity - want).abs().max() < 1e-9
+    policy = rows[(rows.arm == "policy") & (rows.offer_id != "none")]
     assert len(policy) > 0 and (policy.expected_incremental_profit > 0).all()
-    assert ((policy.propensity > 1 - pc.control_share - pc.explore_share) & (policy.propensity <= 1)).all()
-    explore = rows[rows.arm == "explore"]
-    assert ((explore.propensity > 0) & (explore.propensity <= 1)).all()
+    assert (policy.policy_offer_id == policy.offer_id).all()
+    assert ((policy.propensity > keep) & (policy.propensity <= 1)).all()
     assert all(len(r) > 0 for r in policy.reason_codes)
+    nothing = rows[(rows.arm == "policy") & (rows.offer_id == "none")]
+    assert (nothing.propensity - (pc.control_share + keep)).abs().max() < 1e-9
+    explore = rows[(rows.arm == "explore") & rows.propensity.notna()]   # null: drawn after exploration spent all
+    assert len(explore) > 0 and ((explore.propensity > 0) & (explore.propensity <= 1)).all()
+    # an explored offer is more likely when the policy would have given it too
+    same = explore.offer_id == explore.policy_offer_id
+    assert (explore[same].propensity > keep).all() and (explore[~same].propensity < pc.explore_share + 1e-9).all()
     assert all(pc.model_name in m for m in rows.model_versions)
     scores = lake.read("promo.offer_scores").where(F.col("campaign_id") == "DEMO01")
-    # every eligible user is scored for every offer; arms split the eligible users
+    # every eligible user is scored for every offer and has one decision row; arms split them
     eligible = scores.select("user_id").distinct().count()
     assert scores.count() == eligible * 4
+    assert rows.user_id.nunique() == eligible
     n_control = (rows.arm == "control").sum()
     assert 0.1 * eligible < n_control < 0.3 * eligible
     assert any("expected cost" in n for n in report.notes)
@@ -94,3 +105,21 @@ def test_rescoring_the_campaign_replaces_it(spark, scored):
     assert sorted(after) == sorted(before)
     assert lake.read("promo.offer_scores").groupBy("campaign_id", "user_id", "offer_id", "target").count() \
         .where("count > 1").count() == 0
+
+
+def test_a_past_campaign_is_evaluated_against_its_control_arm(spark, scored):
+    from promolake.promo.campaign_eval import run_evaluate_campaign
+
+    cfg, lake, _, _ = scored
+    past = lake.read("silver.exposures").select("campaign_id").orderBy("campaign_id").first()[0]
+    run_evaluate_campaign(spark, cfg, past, report=StageReport("evaluate", out=io.StringIO()))
+    res = lake.read("promo.campaign_results").where(F.col("campaign_id") == past).toPandas()
+    assert set(res.source) == {"silver.exposures"}
+    inc = res[res.metric == "incremental_conversion"]
+    assert len(inc) > 0 and (inc.ci_low <= inc.value).all() and (inc.value <= inc.ci_high).all()
+    arms = set(res[res.metric == "profit_per_user"].arm)
+    assert arms == {"treatment", "control"}
+    # the demo campaign's own assignments carry the policy's choice: an IPS estimate of its value
+    run_evaluate_campaign(spark, cfg, "DEMO01", report=StageReport("evaluate", out=io.StringIO()))
+    demo = lake.read("promo.campaign_results").where(F.col("campaign_id") == "DEMO01").toPandas()
+    assert set(demo.metric) >= {"ips_policy_profit_per_user", "ips_no_offer_profit_per_user"}

@@ -459,8 +459,9 @@ OFFER_SCORES = TableSpec("promo", "offer_scores", (
 PROMOTION_ASSIGNMENTS = TableSpec("promo", "promotion_assignments", (
     Field("campaign_id", S, doc="Campaign."),
     Field("user_id", S, doc="User."),
-    Field("offer_id", S, doc="Offer given; 'none' for the control arm (no offer)."),
-    Field("offer_type", S, doc="percent_off, amount_off, spend_threshold, gift; 'none' for control."),
+    Field("offer_id", S, doc="Offer given; 'none': no offer (control arm, or the policy gave this eligible "
+                             "user nothing)."),
+    Field("offer_type", S, doc="percent_off, amount_off, spend_threshold, gift; 'none' without an offer."),
     Field("target_type", S, doc="item, category, basket; null for control."),
     Field("target", S, doc="Item id, category name or 'basket'; null for control."),
     Field("value", DBL, doc="Offer value (percent or currency); null for control."),
@@ -470,15 +471,40 @@ PROMOTION_ASSIGNMENTS = TableSpec("promo", "promotion_assignments", (
     Field("p_redeem", DBL, doc="Predicted chance to redeem (0 for control)."),
     Field("arm", S, doc="policy (chosen by the optimiser), explore (random eligible offer) or control (no offer)."),
     Field("propensity", DBL, doc="Probability that this user got exactly this row's offer (or no offer, for "
-                                 "control) under the randomized policy: for off-policy evaluation."),
+                                 "'none' rows) under the randomized policy: for off-policy evaluation. Null only for users drawn "
+                                 "for exploration after exploration had spent the whole budget."),
+    Field("policy_offer_id", S, doc="The offer the optimiser's policy gives this user ('none': no offer), also "
+                                    "for users in the control and exploration arms: with propensity, what "
+                                    "inverse-propensity estimates of the policy's value need."),
     REASON_CODES,
     MODEL_VERSIONS,
     RUN_IDS,
     PROMO_AS_OF,
     Field("created_at", TS, doc="When the assignment was written."),
-), ("campaign_id", "user_id", "offer_id"), "Promotion decisions of a campaign: who gets which offer, the "
-   "random control and exploration arms with propensities. A re-run of the campaign replaces its rows in one "
-   "commit.", partition_by=("campaign_id",))
+), ("campaign_id", "user_id", "offer_id"), "Promotion decisions of a campaign, one row per eligible user (and "
+   "offer): who gets which offer, who gets none, the random control and exploration arms, with propensities. "
+   "Downstream systems send the rows whose offer_id is not 'none'. A re-run of the campaign replaces its rows "
+   "in one commit.", partition_by=("campaign_id",))
+
+CAMPAIGN_RESULTS = TableSpec("promo", "campaign_results", (
+    Field("campaign_id", S, doc="Campaign evaluated."),
+    Field("offer_id", S, doc="Offer, or 'all' for per-arm and policy-level metrics."),
+    Field("arm", S, doc="'offer vs control' (the offer's users against the control arm on the offer's scope), "
+                        "an arm (policy, explore, control; treatment for campaigns from silver.exposures), or 'all'."),
+    Field("metric", S, doc="conversion, control_conversion, redemption_rate, incremental_conversion, "
+                           "incremental_profit_per_user, profit_per_user, ips_policy_profit_per_user, "
+                           "ips_no_offer_profit_per_user (definitions: promolake.promo.campaign_eval)."),
+    Field("value", DBL, doc="Metric value (probabilities as shares, money in the shop's currency per user)."),
+    Field("ci_low", DBL, doc="Lower end of the 95% confidence interval (differences only)."),
+    Field("ci_high", DBL, doc="Upper end of the 95% confidence interval (differences only)."),
+    Field("users", I, doc="Users behind the value (given the offer, in the arm, or logged)."),
+    Field("control_users", I, doc="Control users compared against (offer vs control rows)."),
+    Field("source", S, doc="promo.promotion_assignments or silver.exposures: where the logged decisions came from."),
+    Field("evaluated_on", D, doc="Day the evaluation ran."),
+    COMPUTED_AT,
+), ("campaign_id", "offer_id", "arm", "metric"), "Results of a campaign after its window: conversion, "
+   "redemption and incremental profit per offer against control with confidence intervals, and "
+   "inverse-propensity estimates of the policy's value. Re-evaluating replaces the campaign's rows.")
 
 TABLES: dict[str, TableSpec] = {}
 for _src in SOURCES.values():
@@ -487,7 +513,7 @@ for _src in SOURCES.values():
 for _spec in (QUARANTINE, INGEST_RUNS, USER_PROFILE, ITEM_PROFILE, MARKET_TREND_DAILY, MARKET_TREND_WEEKLY,
               CATEGORY_FORECAST, DQ_RESULTS, ALS_USER_INDEX, ALS_ITEM_INDEX, ALS_USER_FACTORS, ALS_ITEM_FACTORS,
               ALS_CANDIDATES, USER_CANDIDATES, SIMILAR_ITEMS, RANKING_EVALUATION, USER_TEXT_EMBEDDINGS,
-              ITEM_TEXT_EMBEDDINGS, TEXT_CANDIDATES, OFFER_SCORES, PROMOTION_ASSIGNMENTS):
+              ITEM_TEXT_EMBEDDINGS, TEXT_CANDIDATES, OFFER_SCORES, PROMOTION_ASSIGNMENTS, CAMPAIGN_RESULTS):
     TABLES[_spec.logical_name] = _spec
 
 

@@ -227,8 +227,13 @@ def allocate_campaign(scores: DataFrame, arms: DataFrame, pc: PromotionConf, cam
     # exploration first: its cost comes off the budget (drawn users beyond the budget get no offer)
     explore = explore_choice(options.where(F.col("arm") == "explore"), pc, campaign_id)
     order = Window.orderBy(uniform(pc.seed + 2, F.lit(campaign_id), F.col("user_id")), "user_id")
-    explore = (explore.withColumn("_spent", F.sum("cost").over(order.rowsBetween(Window.unboundedPreceding, 0)))
-               .where(F.col("_spent") <= F.lit(pc.budget)).drop("_spent").persist())
+    explore = explore.withColumn("_spent", F.sum("cost").over(order.rowsBetween(Window.unboundedPreceding, 0)))
+    over_budget = explore.where(F.col("_spent") > F.lit(pc.budget)).select("user_id").persist()
+    explore = explore.where(F.col("_spent") <= F.lit(pc.budget)).drop("_spent").persist()
+    n_over = over_budget.count()
+    if n_over and report:
+        report.note(f"exploration alone exceeds the budget: {n_over:,} users drawn for exploration get no offer "
+                    "(their rows have no propensity); lower promotion.explore_share or raise the budget")
     explore_cost = float(explore.agg(F.sum("cost")).first()[0] or 0.0)
     policy_budget = max(0.0, pc.budget - explore_cost)
     policy_options = options.where(F.col("arm") == "policy")
@@ -239,23 +244,47 @@ def allocate_campaign(scores: DataFrame, arms: DataFrame, pc: PromotionConf, cam
                    f"fill, {summary.repaired} dropped by caps; policy budget {policy_budget:,.2f} after exploration "
                    f"{explore_cost:,.2f}")
     n_opts = options.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_options"))
+    # what the policy gives every user: the allocation for the policy arm, its rule for the other arms
+    first = Window.partitionBy("user_id").orderBy(F.col("score").desc(), "offer_id")
+    given = chosen.where("chosen").withColumn("_k", F.row_number().over(first))
+    would = (policy_picks(options.where(F.col("arm") != "policy"), summary, pc.max_offers_per_user, caps)
+             .where("policy_pick").withColumn("score", F.col("profit"))
+             .withColumn("_k", F.row_number().over(Window.partitionBy("user_id").orderBy(F.col("profit").desc(),
+                                                                                          "offer_id"))))
+    policy_offer = (given.where(F.col("_k") == 1).select("user_id", F.col("offer_id").alias("policy_offer_id"))
+                    .unionByName(would.where(F.col("_k") == 1).select("user_id",
+                                                                      F.col("offer_id").alias("policy_offer_id"))))
+    keep = 1.0 - c - e
     policy_rows = (chosen.where("chosen").join(n_opts, "user_id")
-                   .withColumn("propensity", F.lit(1.0 - c - e) + F.lit(e) / F.col("n_options"))
+                   .withColumn("propensity", F.lit(keep) + F.lit(e) / F.col("n_options"))
                    .withColumn("arm", F.lit("policy")))
-    would = policy_picks(explore, summary, pc.max_offers_per_user, caps).select("user_id", "offer_id", "policy_pick")
-    explore_rows = (explore.join(would, ["user_id", "offer_id"], "left")
-                    .withColumn("propensity", F.lit(e) / F.col("n_options")
-                                + F.when(F.col("policy_pick"), F.lit(1.0 - c - e)).otherwise(0.0)))
+    explore_rows = explore.join(policy_offer, "user_id", "left").withColumn(
+        "propensity", F.lit(e) / F.col("n_options")
+        + F.when(F.col("offer_id") == F.col("policy_offer_id"), F.lit(keep)).otherwise(0.0))
     cols = ["user_id", "offer_id", "offer_type", "target_type", "target", "value",
             F.col("uplift").alias("expected_uplift"), F.col("cost").alias("expected_cost"),
-            F.col("profit").alias("expected_incremental_profit"), "p_redeem", "arm", "propensity", "reason_codes"]
-    control = (arms.where(F.col("arm") == "control").select(
-        "user_id", F.lit("none").alias("offer_id"), F.lit("none").alias("offer_type"),
-        F.lit(None).cast("string").alias("target_type"), F.lit(None).cast("string").alias("target"),
-        F.lit(None).cast("double").alias("value"), F.lit(None).cast("double").alias("expected_uplift"),
-        F.lit(0.0).alias("expected_cost"), F.lit(0.0).alias("expected_incremental_profit"), F.lit(0.0).alias("p_redeem"),
-        "arm", F.lit(float(c)).alias("propensity"), F.array().cast("array<string>").alias("reason_codes")))
-    rows = policy_rows.select(*cols).unionByName(explore_rows.select(*cols)).unionByName(control)
+            F.col("profit").alias("expected_incremental_profit"), "p_redeem", "arm", "propensity", "reason_codes",
+            F.coalesce("policy_offer_id", F.lit("none")).alias("policy_offer_id")]
+    nothing = [F.lit("none").alias("offer_id"), F.lit("none").alias("offer_type"),
+               F.lit(None).cast("string").alias("target_type"), F.lit(None).cast("string").alias("target"),
+               F.lit(None).cast("double").alias("value"), F.lit(None).cast("double").alias("expected_uplift"),
+               F.lit(0.0).alias("expected_cost"), F.lit(0.0).alias("expected_incremental_profit"),
+               F.lit(0.0).alias("p_redeem"), "arm"]
+    no_offer = F.lit(c) + F.when(F.col("policy_offer_id").isNull(), F.lit(keep)).otherwise(0.0)
+    control = (arms.where(F.col("arm") == "control").join(policy_offer, "user_id", "left").select(
+        "user_id", *nothing, no_offer.alias("propensity"), F.array().cast("array<string>").alias("reason_codes"),
+        F.coalesce("policy_offer_id", F.lit("none")).alias("policy_offer_id")))
+    # eligible policy-arm users the allocation gave nothing: recorded, so every decision is in the table
+    nobody = (arms.where(F.col("arm") == "policy").join(policy_rows.select("user_id"), "user_id", "left_anti").select(
+        "user_id", *nothing, F.lit(c + keep).alias("propensity"), F.array().cast("array<string>").alias("reason_codes"),
+        F.lit("none").alias("policy_offer_id")))
+    unexplored = over_budget.join(policy_offer, "user_id", "left").select(
+        "user_id", *[x for x in nothing if x != "arm"], F.lit("explore").alias("arm"),
+        F.lit(None).cast("double").alias("propensity"), F.array().cast("array<string>").alias("reason_codes"),
+        F.coalesce("policy_offer_id", F.lit("none")).alias("policy_offer_id"))
+    rows = (policy_rows.withColumn("policy_offer_id", F.col("offer_id")).select(*cols)
+            .unionByName(explore_rows.select(*cols)).unionByName(control).unionByName(nobody)
+            .unionByName(unexplored))
     info = {"lambda": summary.lam, "policy_budget": policy_budget, "explore_cost": explore_cost,
             "policy_cost": summary.cost, "policy_profit": summary.profit}
     return rows, info
@@ -333,7 +362,8 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
         rows, info = allocate_campaign(scores, arms, pc, campaign_id, report)
         rows = rows.select("user_id", "offer_id", "offer_type", "target_type", "target", "value", "expected_uplift",
                            "expected_cost", "expected_incremental_profit", "p_redeem", "arm", "propensity",
-                           "reason_codes", *stamp[1:], stamp[0], F.current_timestamp().alias("created_at"),
+                           "policy_offer_id", "reason_codes", *stamp[1:], stamp[0],
+                           F.current_timestamp().alias("created_at"),
                            F.lit(campaign_id).alias("campaign_id")).persist()
         res = lake.upsert(rows, "promo.promotion_assignments", replace_slice={"campaign_id": campaign_id})
         report.record(table="promo.promotion_assignments", inserted=res.inserted, updated=res.updated,
