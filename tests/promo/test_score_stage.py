@@ -123,3 +123,18 @@ def test_a_past_campaign_is_evaluated_against_its_control_arm(spark, scored):
     run_evaluate_campaign(spark, cfg, "DEMO01", report=StageReport("evaluate", out=io.StringIO()))
     demo = lake.read("promo.campaign_results").where(F.col("campaign_id") == "DEMO01").toPandas()
     assert set(demo.metric) >= {"ips_policy_profit_per_user", "ips_no_offer_profit_per_user"}
+
+
+def test_the_campaigns_assignments_become_history_for_the_next_model(spark, scored):
+    from promolake.promo.train_uplift import silver_frames, with_own_campaigns
+
+    cfg, lake, _, _ = scored
+    s = with_own_campaigns(spark, lake, silver_frames(lake), cfg)
+    exp = s["exposures"].where(F.col("campaign_id") == "DEMO01").toPandas()
+    rows = lake.read("promo.promotion_assignments").where(F.col("campaign_id") == "DEMO01").toPandas()
+    randomized = rows[(rows.arm == "control") | (rows.offer_id != "none")]
+    assert len(exp) == len(randomized) and not exp.duplicated("user_id").any()
+    assert set(exp.arm) == {"treatment", "control"}
+    assert exp[exp.arm == "control"].offer_id.isna().all()
+    offers = s["campaigns"].where(F.col("campaign_id") == "DEMO01").select("offer_id").toPandas()
+    assert set(offers.offer_id) == {o.offer_id for o in cfg.promotion.campaigns["DEMO01"].offers}

@@ -32,6 +32,50 @@ def silver_frames(lake: Lake) -> dict[str, DataFrame]:
     return {n: lake.read(f"silver.{n}") for n in names}
 
 
+def with_own_campaigns(spark: SparkSession, lake: Lake, s: dict[str, DataFrame], cfg: Config,
+                       report: StageReport | None = None) -> dict[str, DataFrame]:
+    """s with promolake's own campaigns added as history: promo.promotion_assignments rows of the
+    randomized arms (policy and explore offers as treatment, control as control; not the users the
+    policy chose to give nothing) become exposures, and the offers of campaigns defined in config
+    become campaign rows (window: the scoring date + days). The loop: every campaign scored and run
+    teaches the next uplift model. Campaigns already in silver.exposures are left as they are there."""
+    if not lake.exists("promo.promotion_assignments"):
+        return s
+    pc = cfg.promotion
+    a = lake.read("promo.promotion_assignments").join(
+        s["exposures"].select("campaign_id").distinct(), "campaign_id", "left_anti")
+    a = a.where((F.col("arm") == "control") | ((F.col("offer_id") != "none") & F.col("arm").isin("policy", "explore")))
+    known = {r.campaign_id: r.as_of for r in a.groupBy("campaign_id").agg(F.min("as_of").alias("as_of")).collect()}
+    rows = []
+    for cid, as_of in known.items():
+        camp = pc.campaigns.get(cid)
+        if camp is None:
+            if report:
+                report.note(f"assignments of campaign {cid} skipped for training: not defined in config any more")
+            continue
+        start = dt.datetime.combine(camp.start or as_of, dt.time())
+        end = start + dt.timedelta(days=camp.days)
+        rows += [(cid, o.offer_id, o.offer_type, float(o.value), o.min_spend, o.scope, o.scope_value, start, end)
+                 for o in camp.offers]
+    if not rows:
+        return s
+    campaigns = spark.createDataFrame(rows, "campaign_id string, offer_id string, offer_type string, value double, "
+                                            "min_spend double, scope string, scope_value string, start_ts timestamp, "
+                                            "end_ts timestamp")
+    treated = F.col("arm") != "control"
+    exposures = a.where(F.col("campaign_id").isin(*[r[0] for r in rows])).select(
+        "campaign_id", F.when(treated, F.col("offer_id")).alias("offer_id"), "user_id",
+        F.when(treated, "treatment").otherwise("control").alias("arm"),
+        F.col("as_of").cast("timestamp").alias("exposed_ts"),
+        # the arm's probability, which the X-learner weighs by (not the offer-level propensity)
+        F.when(treated, F.lit(1.0 - pc.control_share)).otherwise(F.lit(pc.control_share)).alias("propensity"))
+    common = [c for c in s["campaigns"].columns if c in campaigns.columns]
+    out = dict(s)
+    out["campaigns"] = s["campaigns"].select(*common).unionByName(campaigns.select(*common))
+    out["exposures"] = s["exposures"].select(*exposures.columns).unionByName(exposures)
+    return out
+
+
 def training_rows(s: dict[str, DataFrame], as_of: dt.date, report: StageReport | None = None) -> pd.DataFrame:
     """Model rows of every campaign that ended before as_of, features as of each campaign's start."""
     members = scope_members(s["campaigns"], s["items"], s["campaign_items"]).persist()
@@ -81,7 +125,7 @@ def run_train_uplift(spark: SparkSession, cfg: Config, as_of: dt.date | None = N
     with report:
         lake = Lake(spark, cfg.lake)
         as_of = as_of or default_as_of(lake)
-        s = silver_frames(lake)
+        s = with_own_campaigns(spark, lake, silver_frames(lake), cfg, report)
         rows = training_rows(s, as_of, report)
         if rows.empty:
             raise ValueError(f"no campaign with exposures ended before {as_of}: nothing to learn offers' "
