@@ -48,6 +48,11 @@ class StageReport:
     def record(self, **values: Any) -> None:
         self.rows.append(values)
 
+    def record_write(self, table: str, result: Any) -> None:
+        """One summary row for a table write (a promolake.common.lake.WriteResult)."""
+        self.record(table=table, inserted=result.inserted, updated=result.updated, deleted=result.deleted,
+                    elapsed_s=round(self.elapsed, 1))
+
     def section(self, title: str, rows: list[dict[str, Any]]) -> None:
         """A titled table printed in the summary after the per-table rows (segments, top trends...)."""
         self.sections.append((title, rows))

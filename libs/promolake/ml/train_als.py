@@ -386,9 +386,7 @@ def write_outputs(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
     day = F.lit(as_of).alias("as_of")
 
     def write(df: DataFrame, table: str, slice_: dict | None = None) -> None:
-        res = lake.upsert(df, table, replace_slice=slice_ or {"as_of": as_of})
-        report.record(table=table, inserted=res.inserted, updated=res.updated, deleted=res.deleted,
-                      elapsed_s=round(report.elapsed, 1))
+        report.record_write(table, lake.upsert(df, table, replace_slice=slice_ or {"as_of": as_of}))
 
     raw = ia.interactions(events, as_of, ac.history_days, ac.weights, ac.half_life_days)
     user_n = raw.groupBy("user_id").agg(F.count(F.lit(1)).cast("int").alias("interactions"))

@@ -435,9 +435,7 @@ def write_outputs(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
     day = F.lit(as_of).alias("as_of")
 
     def write(df: DataFrame, table: str, slice_: dict | None = None) -> None:
-        res = lake.upsert(df, table, replace_slice=slice_ or {"as_of": as_of})
-        report.record(table=table, inserted=res.inserted, updated=res.updated, deleted=res.deleted,
-                      elapsed_s=round(report.elapsed, 1))
+        report.record_write(table, lake.upsert(df, table, replace_slice=slice_ or {"as_of": as_of}))
 
     write(item_emb.select("item_id", day, "embedding", "tokens", "cold_start", *stamp), "ml.item_text_embeddings")
     # the active users and their cold flag as train-als wrote them; materialised (local checkpoint)

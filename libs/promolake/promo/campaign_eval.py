@@ -167,8 +167,7 @@ def run_evaluate_campaign(spark: SparkSession, cfg: Config, campaign_id: str | N
                                           "ci_low double, ci_high double, users int, control_users int, source string, "
                                           "evaluated_on date").withColumn("computed_at", F.current_timestamp())
         res = lake.upsert(df, "promo.campaign_results", replace_slice={"campaign_id": campaign_id})
-        report.record(table="promo.campaign_results", inserted=res.inserted, updated=res.updated, deleted=res.deleted,
-                      elapsed_s=round(report.elapsed, 1))
+        report.record_write("promo.campaign_results", res)
         report.section(f"campaign {campaign_id}: offers against control (95% CI)", [
             {k: (round(v, 4) if isinstance(v, float) and v == v else v) for k, v in r.items()
              if k not in ("control_users",)} for r in results])

@@ -356,8 +356,7 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
             "p_buy_with_offer", "uplift", "p_redeem", "order_value", "margin_rate", "expected_cost",
             "expected_incremental_profit", F.lit(model.learner).alias("uplift_source"), "reason_codes", *stamp[1:],
             F.current_timestamp().alias("computed_at")), "promo.offer_scores", replace_slice={"campaign_id": campaign_id})
-        report.record(table="promo.offer_scores", inserted=res.inserted, updated=res.updated, deleted=res.deleted,
-                      elapsed_s=round(report.elapsed, 1))
+        report.record_write("promo.offer_scores", res)
         arms = assign_arms(users, pc, campaign_id)
         rows, info = allocate_campaign(scores, arms, pc, campaign_id, report)
         rows = rows.select("user_id", "offer_id", "offer_type", "target_type", "target", "value", "expected_uplift",
@@ -366,8 +365,7 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
                            F.current_timestamp().alias("created_at"),
                            F.lit(campaign_id).alias("campaign_id")).persist()
         res = lake.upsert(rows, "promo.promotion_assignments", replace_slice={"campaign_id": campaign_id})
-        report.record(table="promo.promotion_assignments", inserted=res.inserted, updated=res.updated,
-                      deleted=res.deleted, elapsed_s=round(report.elapsed, 1))
+        report.record_write("promo.promotion_assignments", res)
         summarize(rows, info, pc, model, report)
         simulate(spark, cfg, scores, rows, offers, s["items"], window, report)
         for df in (rows, scores, users, offers):
