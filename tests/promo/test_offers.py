@@ -37,9 +37,10 @@ def test_cost_and_incremental_profit_by_hand(spark):
 def campaigns_table(spark):
     rows = [("C1", "C1-O1", "percent_off", 10.0, None, "category", "books",
              dt.datetime(2025, 3, 1), dt.datetime(2025, 3, 15))]
-    schema = ("campaign_id string, offer_id string, offer_type string, value double, min_spend double, "
-              "scope string, scope_value string, start_ts timestamp, end_ts timestamp")
-    return spark.createDataFrame(rows, schema)
+    schema = ("campaign_id string, offer_id string, offer_type string, value decimal(12,2), "
+              "min_spend decimal(12,2), scope string, scope_value string, start_ts timestamp, end_ts timestamp")
+    from decimal import Decimal
+    return spark.createDataFrame([r[:3] + (Decimal(str(r[3])),) + r[4:] for r in rows], schema)
 
 
 def test_offers_come_from_silver_first_then_config(spark):
@@ -47,6 +48,7 @@ def test_offers_come_from_silver_first_then_config(spark):
         {"offer_id": "N1", "offer_type": "amount_off", "value": 5.0}]}})
     offers, source = campaign_offers(spark, campaigns_table(spark), conf, "C1", dt.date(2026, 1, 1))
     assert source == "silver.campaigns" and offers.first().scope_value == "books"
+    assert dict(offers.dtypes)["value"] == "double"          # silver holds decimals
     offers, source = campaign_offers(spark, campaigns_table(spark), conf, "NEW", dt.date(2026, 1, 1))
     row = offers.first()
     assert source == "config" and row.offer_id == "N1" and row.scope == "basket"

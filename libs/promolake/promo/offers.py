@@ -42,7 +42,9 @@ def campaign_offers(spark: SparkSession, campaigns: DataFrame, conf: PromotionCo
     silver.campaigns wins when it has the campaign; a campaign defined in config starts at its `start`
     or, when that is null, at as_of, and lasts `days`.
     """
-    stored = campaigns.where(F.col("campaign_id") == F.lit(campaign_id)).select(*OFFER_COLUMNS)
+    money = {"value", "min_spend"}   # decimals in silver; the economics work in doubles
+    stored = campaigns.where(F.col("campaign_id") == F.lit(campaign_id)).select(
+        *[F.col(c).cast("double").alias(c) if c in money else F.col(c) for c in OFFER_COLUMNS])
     if stored.limit(1).count():
         return stored, "silver.campaigns"
     camp = conf.campaigns.get(campaign_id)

@@ -123,10 +123,10 @@ def fit_uplift(df: pd.DataFrame, features: Sequence[str], learner: str = "x", se
     if learner == "x":
         est = BaseXClassifier(outcome_learner=LGBMClassifier(**params), effect_learner=LGBMRegressor(**params),
                               control_name=0)
-        est.fit(X, w, y, p=np.clip(p_treat, 0.01, 0.99))
+        est.fit(X, treatment=w, y=y, p=np.clip(p_treat, 0.01, 0.99))
     else:
         est = BaseTClassifier(learner=LGBMClassifier(**params), control_name=0)
-        est.fit(X, w, y)
+        est.fit(X, treatment=w, y=y)
     return UpliftModel(learner, tuple(features), est, redeem_share, float(np.mean(p_treat)), notes)
 
 
