@@ -14,10 +14,10 @@ import numpy as np
 NONE_DAYS = 999.0
 
 
-def _days(what: str, recent: int) -> Callable[[float, str], str]:
+def _days(what: str, recent: int, never: str) -> Callable[[float, str], str]:
     def phrase(v: float, scope: str) -> str:
         if v >= NONE_DAYS:
-            return f"no {what} yet"
+            return never
         return f"{what} {v:.0f} days ago" + (" (recent)" if v <= recent else "")
     return phrase
 
@@ -36,8 +36,8 @@ PHRASES: dict[str, Callable[[float, str], str]] = {
                                   "rarely buys on discount ({v:.0%} of units)"),
     "avg_discount_depth": lambda v, s: f"takes discounts of {v:.0%} on average",
     "paid_to_list_ratio": _level(0.97, "pays close to list price", "pays below list price ({v:.0%} of list)"),
-    "recency_days": _days("last order", 30),
-    "days_since_last_event": _days("last visit", 7),
+    "recency_days": _days("last order", 30, "has never ordered"),
+    "days_since_last_event": _days("last visit", 7, "no visit yet"),
     "orders_30d": lambda v, s: f"{v:.0f} orders in the last 30 days",
     "orders_90d": lambda v, s: f"{v:.0f} orders in the last 90 days",
     "orders_365d": _level(6, "frequent buyer ({v:.0f} orders in a year)", "occasional buyer ({v:.0f} orders in a year)"),
@@ -51,7 +51,7 @@ PHRASES: dict[str, Callable[[float, str], str]] = {
                                     else "steady activity"),
     "offers_received": lambda v, s: f"received {v:.0f} offers before" if v else "never received an offer",
     "redemption_rate": lambda v, s: f"redeemed {v:.0%} of past offers",
-    "days_since_last_offer": _days("last offer", 30),
+    "days_since_last_offer": _days("last offer", 30, "never received an offer"),
     "tenure_days": _level(180, "customer for {v:.0f} days", "new customer ({v:.0f} days)"),
     "offer_depth": lambda v, s: f"offer worth {v:.0%} of a usual order",
     "need_ratio": lambda v, s: (f"spend threshold {v:.1f}x a usual order" if v else "no minimum spend"),

@@ -279,7 +279,7 @@ def allocate_campaign(scores: DataFrame, arms: DataFrame, pc: PromotionConf, cam
         "user_id", *nothing, F.lit(c + keep).alias("propensity"), F.array().cast("array<string>").alias("reason_codes"),
         F.lit("none").alias("policy_offer_id")))
     unexplored = over_budget.join(policy_offer, "user_id", "left").select(
-        "user_id", *[x for x in nothing if x != "arm"], F.lit("explore").alias("arm"),
+        "user_id", *nothing[:-1], F.lit("explore").alias("arm"),   # nothing ends with "arm"
         F.lit(None).cast("double").alias("propensity"), F.array().cast("array<string>").alias("reason_codes"),
         F.coalesce("policy_offer_id", F.lit("none")).alias("policy_offer_id"))
     rows = (policy_rows.withColumn("policy_offer_id", F.col("offer_id")).select(*cols)
