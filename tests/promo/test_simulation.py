@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from promolake.landing import world_model as wm
 from promolake.promo.simulation import campaign_theme, spend_in_order, true_economics, true_probabilities
 
 
@@ -21,8 +20,7 @@ def test_theme_is_the_category_offers_category_else_the_items_category():
 
 
 def test_true_probabilities_follow_the_worlds_response_model():
-    taste = np.zeros(len(wm.CATEGORIES))
-    taste[wm.CATEGORIES.index(next(c for c in wm.CATEGORIES if c.name == "kitchen"))] = 0.4
+    taste = {"kitchen": 0.4, "books": 0.6}          # the truth table's map category -> taste share
     truth = pd.DataFrame({"user_id": ["U1"], "taste": [taste], "activity": [0.2], "price_sensitivity": [0.5],
                           "deal_proneness": [0.8]})
     opts = pd.DataFrame({"user_id": ["U1"], "offer_type": ["percent_off"], "value": [20.0], "min_spend": [np.nan]})

@@ -51,7 +51,9 @@ def true_probabilities(options: pd.DataFrame, truth_users: pd.DataFrame, theme: 
     """options (user_id, offer_type, value, min_spend) with true p0 and p1 from the world's model."""
     t = truth_users.set_index("user_id").loc[options.user_id]
     k = CATEGORY_INDEX[theme]
-    affinity = np.array([taste[k] for taste in t.taste])
+    # taste is a map category -> share in the truth table (a dict, or (key, value) pairs from Arrow)
+    affinity = np.array([float((taste if isinstance(taste, dict) else dict(taste)).get(theme, 0.0))
+                         for taste in t.taste])
     p0 = wm.baseline_probability(t.activity.to_numpy(float), affinity, float(campaign_days))
     depth = np.array([wm.offer_depth(TYPE_INDEX[o], v, m if m == m else np.nan, float(wm.MEDIAN_PRICE[k]))
                       for o, v, m in zip(options.offer_type, options.value, options.min_spend.astype(float))])
