@@ -63,7 +63,7 @@ def eligible_users(s: dict[str, DataFrame], assignments: DataFrame | None, pc: P
                                        & (F.col("exposed_ts") >= since(pc.cooldown_days))).select("user_id"))
         if assignments is not None:
             recent = recent.unionByName(assignments.where(
-                (F.col("campaign_id") != campaign_id) & (F.col("arm") != "control")
+                (F.col("campaign_id") != campaign_id) & (F.col("offer_id") != "none")
                 & (F.col("as_of") < F.lit(as_of)) & (F.col("as_of") >= F.lit(as_of - dt.timedelta(days=pc.cooldown_days))))
                 .select("user_id"))
         users = users.join(recent.distinct(), "user_id", "left_anti")
