@@ -46,7 +46,10 @@ def test_assignments_respect_budget_arms_and_propensities(scored):
     assert rows.groupby("user_id").size().max() <= pc.max_offers_per_user
     given = rows[rows.offer_id != "none"]
     assert given.expected_cost.sum() <= BUDGET + 1e-6
-    keep = 1 - pc.control_share - pc.explore_share
+    # the explore share actually used (lowered when exploration would spend too much of the budget)
+    e = dict(report.sections)["allocation"][0]["explore_share"]
+    assert 0 < e <= pc.explore_share
+    keep = 1 - pc.control_share - e
     control = rows[rows.arm == "control"]
     assert (control.offer_id == "none").all()
     # P(no offer) = control share, plus the policy's share when the policy would give this user nothing
@@ -63,7 +66,8 @@ def test_assignments_respect_budget_arms_and_propensities(scored):
     assert len(explore) > 0 and ((explore.propensity > 0) & (explore.propensity <= 1)).all()
     # an explored offer is more likely when the policy would have given it too
     same = explore.offer_id == explore.policy_offer_id
-    assert (explore[same].propensity > keep).all() and (explore[~same].propensity < pc.explore_share + 1e-9).all()
+    assert (explore[same].propensity > keep).all() and (explore[~same].propensity < e + 1e-9).all()
+    assert explore.expected_cost.sum() <= pc.explore_budget_share * BUDGET * 1.5   # about the cap (random costs)
     assert all(pc.model_name in m for m in rows.model_versions)
     scores = lake.read("promo.offer_scores").where(F.col("campaign_id") == "DEMO01")
     # every eligible user is scored for every offer and has one decision row; arms split them

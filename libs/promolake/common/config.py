@@ -342,6 +342,7 @@ class PromotionConf(_Strict):
     caps_per_category: dict[str, float] = {}    # category -> max expected cost (category-scoped offers)
     control_share: float = Field(0.1, ge=0, lt=1)    # random users held out with no offer
     explore_share: float = Field(0.05, ge=0, lt=1)   # random users given a random eligible offer
+    explore_budget_share: float = Field(0.2, ge=0, le=1)   # exploration may spend at most this share of the budget
     margin_rate: float = Field(0.3, gt=0, lt=1)      # gross margin when an item has no unit_cost
     redeem_share: float | None = Field(None, gt=0, le=1)   # share of treated buyers who redeem; None: learned
     item_candidates: int = Field(5, ge=1, le=100)    # item-scoped offers: this many of the user's candidates

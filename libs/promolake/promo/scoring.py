@@ -188,11 +188,14 @@ def best_targets(scores: DataFrame) -> DataFrame:
     return scores.withColumn("_n", F.row_number().over(w)).where(F.col("_n") == 1).drop("_n")
 
 
-def assign_arms(users: DataFrame, pc: PromotionConf, campaign_id: str) -> DataFrame:
-    """(user_id, arm): control with probability control_share, explore with explore_share, else policy,
-    by a hash of (seed, campaign, user): the same user gets the same arm when the campaign is re-run."""
+def assign_arms(users: DataFrame, pc: PromotionConf, campaign_id: str, explore_share: float | None = None
+                ) -> DataFrame:
+    """(user_id, arm): control with probability control_share, explore with explore_share (default:
+    the configured one), else policy, by a hash of (seed, campaign, user): the same user gets the same
+    arm when the campaign is re-run, and a smaller explore share only moves explore users to policy."""
+    e = pc.explore_share if explore_share is None else explore_share
     u = uniform(pc.seed, F.lit(campaign_id), F.col("user_id"))
-    arm = (F.when(u < pc.control_share, "control").when(u < pc.control_share + pc.explore_share, "explore")
+    arm = (F.when(u < pc.control_share, "control").when(u < pc.control_share + e, "explore")
            .otherwise("policy"))
     return users.select("user_id", arm.alias("arm"))
 
@@ -216,15 +219,26 @@ def caps_for(pc: PromotionConf) -> list[SparkCap]:
     return caps
 
 
-def allocate_campaign(scores: DataFrame, arms: DataFrame, pc: PromotionConf, campaign_id: str,
+def allocate_campaign(scores: DataFrame, users: DataFrame, pc: PromotionConf, campaign_id: str,
                       report: StageReport | None = None) -> tuple[DataFrame, dict]:
     """Assignment rows (promotion_assignments columns except stamps) and a summary dict."""
-    options = (best_targets(scores).withColumn("cap_category", F.when(F.col("target_type") == "category", F.col("target")))
-               .withColumnRenamed("expected_incremental_profit", "profit").withColumnRenamed("expected_cost", "cost")
-               .join(arms, "user_id").persist())
+    best = (best_targets(scores).withColumn("cap_category", F.when(F.col("target_type") == "category", F.col("target")))
+            .withColumnRenamed("expected_incremental_profit", "profit").withColumnRenamed("expected_cost", "cost")
+            .persist())
     caps = caps_for(pc)
     c, e = pc.control_share, pc.explore_share
-    # exploration first: its cost comes off the budget (drawn users beyond the budget get no offer)
+    # exploration first: its cost comes off the budget, and it may spend at most explore_budget_share of
+    # it; when the drawn offers would cost more, the explore share shrinks (users move to policy)
+    cap = pc.explore_budget_share * pc.budget
+    full = explore_choice(best.join(assign_arms(users, pc, campaign_id), "user_id").where(F.col("arm") == "explore"),
+                          pc, campaign_id).agg(F.sum("cost")).first()[0] or 0.0
+    if full > cap and e > 0:
+        e = e * cap / full
+        if report:
+            report.note(f"exploration at explore_share {pc.explore_share} would cost {full:,.2f}, more than "
+                        f"{pc.explore_budget_share:.0%} of the budget: explore share lowered to {e:.4f}")
+    arms = assign_arms(users, pc, campaign_id, e).persist()
+    options = best.join(arms, "user_id").persist()
     explore = explore_choice(options.where(F.col("arm") == "explore"), pc, campaign_id)
     order = Window.orderBy(uniform(pc.seed + 2, F.lit(campaign_id), F.col("user_id")), "user_id")
     explore = explore.withColumn("_spent", F.sum("cost").over(order.rowsBetween(Window.unboundedPreceding, 0)))
@@ -285,7 +299,7 @@ def allocate_campaign(scores: DataFrame, arms: DataFrame, pc: PromotionConf, cam
     rows = (policy_rows.withColumn("policy_offer_id", F.col("offer_id")).select(*cols)
             .unionByName(explore_rows.select(*cols)).unionByName(control).unionByName(nobody)
             .unionByName(unexplored))
-    info = {"lambda": summary.lam, "policy_budget": policy_budget, "explore_cost": explore_cost,
+    info = {"lambda": summary.lam, "policy_budget": policy_budget, "explore_cost": explore_cost, "explore_share": e,
             "policy_cost": summary.cost, "policy_profit": summary.profit}
     return rows, info
 
@@ -350,20 +364,20 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
         stamp = [F.lit(as_of).alias("as_of"),
                  F.create_map(*[x for k, v in model_versions.items() for x in (F.lit(k), F.lit(v))]).alias("model_versions"),
                  F.create_map(*[x for k, v in run_ids.items() for x in (F.lit(k), F.lit(v))]).alias("run_ids")]
-        scores = score_rows(spark, s, offers, users, candidates, model, pc, campaign_id, as_of).persist()
+        # checkpointed: the feature plan is long, and every later step would carry (and re-plan) it
+        scores = score_rows(spark, s, offers, users, candidates, model, pc, campaign_id, as_of).localCheckpoint()
         res = lake.upsert(scores.select(
             "campaign_id", "user_id", "offer_id", "target", *stamp[:1], "offer_type", "value", "p_buy_without_offer",
             "p_buy_with_offer", "uplift", "p_redeem", "order_value", "margin_rate", "expected_cost",
             "expected_incremental_profit", F.lit(model.learner).alias("uplift_source"), "reason_codes", *stamp[1:],
             F.current_timestamp().alias("computed_at")), "promo.offer_scores", replace_slice={"campaign_id": campaign_id})
         report.record_write("promo.offer_scores", res)
-        arms = assign_arms(users, pc, campaign_id)
-        rows, info = allocate_campaign(scores, arms, pc, campaign_id, report)
+        rows, info = allocate_campaign(scores, users, pc, campaign_id, report)
         rows = rows.select("user_id", "offer_id", "offer_type", "target_type", "target", "value", "expected_uplift",
                            "expected_cost", "expected_incremental_profit", "p_redeem", "arm", "propensity",
                            "policy_offer_id", "reason_codes", *stamp[1:], stamp[0],
                            F.current_timestamp().alias("created_at"),
-                           F.lit(campaign_id).alias("campaign_id")).persist()
+                           F.lit(campaign_id).alias("campaign_id")).localCheckpoint()
         res = lake.upsert(rows, "promo.promotion_assignments", replace_slice={"campaign_id": campaign_id})
         report.record_write("promo.promotion_assignments", res)
         summarize(rows, info, pc, model, report)
@@ -384,6 +398,10 @@ def check_offers(offers: DataFrame, items: DataFrame) -> None:
 
 
 def summarize(rows: DataFrame, info: dict, pc: PromotionConf, model, report: StageReport) -> None:
+    report.section("allocation", [{"budget": pc.budget, "exploration_cost": round(info["explore_cost"], 2),
+                                   "policy_budget": round(info["policy_budget"], 2),
+                                   "policy_cost": round(info["policy_cost"], 2), "lambda": round(info["lambda"], 6),
+                                   "control_share": pc.control_share, "explore_share": info["explore_share"]}])
     per_offer = (rows.groupBy("arm", "offer_id", "offer_type")
                  .agg(F.count(F.lit(1)).alias("users"), F.sum("expected_cost").alias("expected_cost"),
                       F.sum("expected_incremental_profit").alias("expected_profit"),
