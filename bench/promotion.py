@@ -48,6 +48,11 @@ def main() -> None:
         for r in rows:
             print(f"| {r['policy']} | {r['users']:,} | {r['true_cost']:,.2f} | {r['budget']:,.0f} | "
                   f"{r['true_incremental_profit']:,.2f} | {r['share_of_oracle']} |")
+    agreement = next((r for title, r in report.sections if title.startswith("simulated truth: predicted")), None)
+    if agreement:
+        print("\n| offer | pairs | Spearman (predicted vs true uplift) | mean predicted | mean true |\n|---|---:|---:|---:|---:|")
+        for r in agreement:
+            print(f"| {r['offer_id']} | {r['pairs']:,} | {r['spearman']} | {r['mean_predicted']} | {r['mean_true']} |")
     spark.stop()
 
 

@@ -41,3 +41,13 @@ def test_true_economics_and_budget_order():
     # threshold 10 over 60: cost 0.3 x 0.9 x 10 = 2.7; profit 0.3x60x0.3 - 0.2x40x0.3 - 2.7 = 0.3
     assert out.true_cost[1] == pytest.approx(2.7) and out.true_profit[1] == pytest.approx(0.3)
     assert len(spend_in_order(out, 2.0)) == 1 and len(spend_in_order(out, 4.5)) == 2
+
+
+def test_uplift_agreement_per_offer_and_overall():
+    from promolake.promo.simulation import uplift_agreement
+
+    df = pd.DataFrame({"offer_id": ["A"] * 4 + ["B"] * 4, "uplift": [0.1, 0.2, 0.3, 0.4, 0.4, 0.3, 0.2, 0.1],
+                       "true_p0": [0.1] * 8, "true_p1": [0.2, 0.3, 0.4, 0.5, 0.2, 0.3, 0.4, 0.5]})
+    rows = {r["offer_id"]: r for r in uplift_agreement(df)}
+    assert rows["A"]["spearman"] == 1.0 and rows["B"]["spearman"] == -1.0
+    assert rows["all"]["pairs"] == 8 and rows["A"]["mean_true"] == pytest.approx(0.25)

@@ -431,10 +431,12 @@ def simulate(spark: SparkSession, cfg: Config, scores: DataFrame, rows: DataFram
     pc = cfg.promotion
     days = max(1, (window[1] - window[0]).days)
     try:
-        table = compare_policies(spark, scores, rows, offers, items, cfg.world.truth_root, pc.budget,
-                                 pc.max_offers_per_user, days, pc.margin_rate, pc.seed)
+        table, agreement = compare_policies(spark, scores, rows, offers, items, cfg.world.truth_root, pc.budget,
+                                            pc.max_offers_per_user, days, pc.margin_rate, pc.seed)
     except (NoTruthError, ValueError) as err:
         report.note(f"no simulated truth comparison: {err}")
         return
     report.section("simulated truth: true expected incremental profit of each policy (synthetic world's "
                    "hidden response model, same budget)", table)
+    report.section("simulated truth: predicted vs true uplift of the scored offers (Spearman rank correlation)",
+                   agreement)

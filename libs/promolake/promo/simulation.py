@@ -80,11 +80,23 @@ def spend_in_order(df: pd.DataFrame, budget: float) -> pd.DataFrame:
     return df[df.true_cost.cumsum() <= budget]
 
 
+def uplift_agreement(df: pd.DataFrame) -> list[dict]:
+    """Per offer and overall: how the predicted uplift (`uplift`) ranks users against the true one
+    (`true_p1 - true_p0`): Spearman rank correlation and the mean of each."""
+    df = df.assign(true_uplift=df.true_p1 - df.true_p0).dropna(subset=["uplift"])
+    rows = []
+    for name, g in [*df.groupby("offer_id"), ("all", df)]:
+        rho = g[["uplift", "true_uplift"]].corr(method="spearman").iloc[0, 1] if len(g) > 2 else float("nan")
+        rows.append({"offer_id": name, "pairs": int(len(g)), "spearman": round(float(rho), 3),
+                     "mean_predicted": round(float(g.uplift.mean()), 4), "mean_true": round(float(g.true_uplift.mean()), 4)})
+    return rows
+
+
 def compare_policies(spark: SparkSession, scores: DataFrame, assignments: DataFrame, offers: DataFrame,
                      items: DataFrame, truth_root: str, budget: float, max_per_user: int, campaign_days: int,
                      margin_default: float, seed: int = 0) -> list[dict]:
-    """One row per policy: users given an offer, true expected cost, true expected incremental profit,
-    share of the oracle's profit (see the module docstring)."""
+    """(one row per policy: users given an offer, true expected cost, true expected incremental profit,
+    share of the oracle's profit (see the module docstring); uplift_agreement of the scored options)."""
     from promolake.promo.allocation import allocate
 
     try:
@@ -94,7 +106,7 @@ def compare_policies(spark: SparkSession, scores: DataFrame, assignments: DataFr
         raise NoTruthError(f"no hidden truth at {truth_root}/users: not a generated world") from err
     off = offers.select("offer_id", "offer_type", "value", "min_spend", "scope", "scope_value").toPandas()
     theme = campaign_theme(off, items.select("item_id", "category").toPandas())
-    sc = (scores.select("user_id", "offer_id", "target", "order_value", "margin_rate", "p_buy_with_offer",
+    sc = (scores.select("user_id", "offer_id", "target", "order_value", "margin_rate", "p_buy_with_offer", "uplift",
                         "expected_incremental_profit").toPandas().merge(off, on="offer_id"))
     # one option per (user, offer): the target the engine valued most
     sc = sc.sort_values(["user_id", "offer_id", "expected_incremental_profit", "target"],
@@ -136,4 +148,4 @@ def compare_policies(spark: SparkSession, scores: DataFrame, assignments: DataFr
         rows.append({"policy": name, "users": int(chosen.user_id.nunique()), "true_cost": round(float(chosen.true_cost.sum()), 2),
                      "budget": round(budget, 2), "true_incremental_profit": round(profit, 2),
                      "share_of_oracle": round(profit / oracle_profit, 3) if oracle_profit > 0 else None})
-    return rows
+    return rows, uplift_agreement(sc)
