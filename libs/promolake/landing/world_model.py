@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from promolake.common.arrays import rank_within
+
 USER_ID, ITEM_ID, EVENT_ID, ORDER_ID = "U%07d", "I%06d", "E%07d-%05d", "O%07d-%05d"
 REVIEW_ID, CAMPAIGN_ID, OFFER_ID, REDEMPTION_ID = "R%07d-%04d", "C%03d", "C%03d-O%d", "RD%03d-%07d"
 
@@ -145,16 +147,6 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def round2(x: np.ndarray) -> np.ndarray:
     """Round money to cents."""
     return np.round(np.asarray(x, dtype=np.float64) + 1e-9, 2)
-
-
-def rank_within(sorted_keys: np.ndarray) -> np.ndarray:
-    """Return 0, 1, 2, ... counting up within each run of equal values of an already sorted array."""
-    n = len(sorted_keys)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    index = np.arange(n)
-    starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
-    return index - np.maximum.accumulate(np.where(starts, index, 0))
 
 
 def sample_rows(weights: np.ndarray, u: np.ndarray) -> np.ndarray:

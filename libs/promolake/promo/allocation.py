@@ -19,10 +19,13 @@ DataFrame of options with one Spark aggregation per bisection step.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from promolake.common.arrays import rank_within
 
 MEASURES = ("cost", "count")
 
@@ -73,20 +76,11 @@ def _check(user: np.ndarray, profit: np.ndarray, cost: np.ndarray, budget: float
         raise ValueError("every option's expected profit must be finite")
 
 
-def _rank_within(sorted_keys: np.ndarray) -> np.ndarray:
-    n = len(sorted_keys)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    index = np.arange(n)
-    starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
-    return index - np.maximum.accumulate(np.where(starts, index, 0))
-
-
 def pick(user: np.ndarray, score: np.ndarray, max_per_user: int) -> np.ndarray:
     """Return a bool mask: for every user, its at most max_per_user options with the highest positive
     score (equal scores: the earlier option)."""
     order = np.lexsort((np.arange(len(user)), -score, user))
-    rank = _rank_within(user[order])
+    rank = rank_within(user[order])
     keep = np.zeros(len(user), dtype=bool)
     keep[order] = (rank < max_per_user) & (score[order] > 0)
     return keep
@@ -133,20 +127,22 @@ def _search(fits, hi: np.ndarray, active: np.ndarray, points: int, steps: int, r
     return hi
 
 
-class _Problem:
+class _Problem(ABC):
     """What the multiplier search needs from the options, whatever holds them (numpy or Spark)."""
 
     limits: list[np.ndarray]
 
+    @abstractmethod
     def evaluate(self, trials: list[tuple[float, list[np.ndarray]]]) -> list[tuple[float, list[np.ndarray]]]:
         """For each (lambda, mu per family): (total cost, usage per cap family and group) of the picks."""
-        raise NotImplementedError
 
+    @abstractmethod
     def budget_ceiling(self) -> float:
-        raise NotImplementedError
+        """A lambda at which no option with a cost scores above 0."""
 
+    @abstractmethod
     def group_ceilings(self, family: int) -> np.ndarray:
-        raise NotImplementedError
+        """Per group of the family: a mu at which none of its options scores above 0."""
 
 
 def search_multipliers(problem: _Problem, budget: float, rounds: int = 6, points: int = 15, steps: int = 12,
