@@ -31,6 +31,11 @@ def world(silver):
         {**buy, "event_id": "e2", "user_id": "U1", "item_id": "I2", "event_ts": ts("2025-02-25 10:00:00"),
          "quantity": 1, "unit_price": 20.0, "order_id": "o2"},
         {"event_id": "e3", "user_id": "U1", "item_id": "I3", "event_type": "view", "event_ts": ts("2025-02-27 10:00:00")},
+        # searches: one asks for a bargain; "cheapskate" is not the word "cheap"
+        {"event_id": "s1", "user_id": "U1", "event_type": "search", "event_ts": ts("2025-02-26 10:00:00"),
+         "query_text": "Cheap pan"},
+        {"event_id": "s2", "user_id": "U1", "event_type": "search", "event_ts": ts("2025-02-26 11:00:00"),
+         "query_text": "cheapskate novel"},
         # inside the campaign window: outcome only, never a feature
         {**buy, "event_id": "e4", "user_id": "U1", "item_id": "I3", "event_ts": ts("2025-03-05 10:00:00"),
          "quantity": 1, "unit_price": 24.0, "order_id": "o3"},
@@ -83,6 +88,10 @@ def test_features_are_as_of_the_campaign_start(rows):
     assert u.scope_spend_share == 0.5                   # kitchen 20 of 40
     assert u.scope_event_share == pytest.approx(2 / 3)  # 2 of 3 item events were kitchen items
     assert u.scope_spend_365d == 20.0
+    # the campaign's theme is its category offer's kitchen items, for every offer of the campaign
+    assert u.theme_spend_share == 0.5 and u.theme_event_share == pytest.approx(2 / 3)
+    assert u.search_share == pytest.approx(2 / 3)      # 2 searches per 3 item events
+    assert u.bargain_search_share == 0.5
     assert (u.is_percent_off, u.scope_is_category, u.offer_depth, u.need_ratio) == (1.0, 1.0, 0.2, 0.0)
     assert all(getattr(u, f) is not None for f in FEATURES)
 
@@ -94,4 +103,5 @@ def test_outcomes_count_only_in_scope_purchases_inside_the_window(rows):
     assert u2.treated == 0 and u2.offer_id in ("O1", "O2")
     assert u2.bought == (1 if u2.offer_id == "O2" else 0) and u2.redeemed == 0
     assert u2.recency_days == 999.0 and u2.orders_365d == 0.0   # no history before the start
+    assert (u2.theme_spend_share, u2.bargain_search_share, u2.price_index) == (0.0, 0.0, 1.0)  # neutral values
     assert "U3" not in rows                                      # signed up after the start

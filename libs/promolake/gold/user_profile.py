@@ -7,6 +7,7 @@ aggregation over the events (no re-scan per window). Segments are added by promo
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -65,6 +66,26 @@ def order_features(ev: DataFrame) -> DataFrame:
         *[F.count(within(w)).alias(f"orders_{w}d") for w in WINDOWS],
         F.avg(within(LONGEST, "value")).alias("avg_order_value"),
         F.avg(within(LONGEST, F.col("units").cast("double"))).alias("avg_basket_units"))
+
+
+BARGAIN_WORDS = ("cheap", "cheapest", "budget", "bargain", "sale", "deal", "deals", "discount", "discounted",
+                 "offer", "offers", "coupon", "clearance", "promo")
+
+
+def search_features(ev: DataFrame, bargain_words: tuple[str, ...] = BARGAIN_WORDS) -> DataFrame:
+    """Per user, over the last 365 days: searches, searches per item event (search_share) and the share of
+    searches that ask for a bargain (bargain_search_share: a whole word of bargain_words in the query,
+    case-insensitive), the clearest trace of price sensitivity in behaviour. Null ratios without history."""
+    pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in bargain_words) + r")\b"
+    recent = F.col("age") <= LONGEST
+    search = recent & (F.col("event_type") == "search")
+    return (ev.groupBy("user_id").agg(
+        F.count(F.when(search, 1)).alias("searches_365d"),
+        F.count(F.when(recent & F.col("event_type").isin(*ITEM_EVENTS), 1)).alias("_item_events"),
+        F.count(F.when(search & F.col("query_text").rlike(pattern), 1)).alias("_bargain"))
+        .withColumn("search_share", safe_ratio(F.col("searches_365d").cast("double"), F.col("_item_events")))
+        .withColumn("bargain_search_share", safe_ratio(F.col("_bargain").cast("double"), F.col("searches_365d")))
+        .drop("_item_events", "_bargain"))
 
 
 def top_shares(ev: DataFrame, by: str, top_n: int) -> DataFrame:

@@ -21,17 +21,22 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from promolake.gold.history import prepare_events, safe_ratio
-from promolake.gold.user_profile import activity_features, coupon_features, order_features
+from promolake.gold.user_profile import activity_features, coupon_features, order_features, search_features
 
 USER_FEATURES = ("tenure_days", "recency_days", "days_since_last_event", "orders_30d", "orders_90d", "orders_365d",
                  "spend_30d", "spend_90d", "spend_365d", "events_30d", "events_90d", "avg_order_value",
-                 "activity_trend", "discount_unit_share", "avg_discount_depth", "paid_to_list_ratio",
-                 "offers_received", "redemption_rate", "days_since_last_offer")
-SCOPE_FEATURES = ("scope_spend_share", "scope_event_share", "scope_spend_365d")
+                 "activity_trend", "discount_unit_share", "avg_discount_depth", "paid_to_list_ratio", "price_index",
+                 "search_share", "bargain_search_share", "offers_received", "redemption_rate",
+                 "days_since_last_offer")
+SCOPE_FEATURES = ("scope_spend_share", "scope_event_share", "scope_spend_365d", "theme_spend_share",
+                  "theme_event_share")
 OFFER_FEATURES = ("is_percent_off", "is_amount_off", "is_spend_threshold", "is_gift", "scope_is_item",
                   "scope_is_category", "offer_depth", "need_ratio")
 FEATURES = USER_FEATURES + SCOPE_FEATURES + OFFER_FEATURES
 NO_HISTORY_DAYS = 999.0   # recency and friends for users with no event / offer yet
+# value of a feature for a user without the history it is computed from (other features: 0)
+NEUTRAL = {"recency_days": NO_HISTORY_DAYS, "days_since_last_event": NO_HISTORY_DAYS,
+           "days_since_last_offer": NO_HISTORY_DAYS, "price_index": 1.0}
 
 
 def scope_members(offers: DataFrame, items: DataFrame, campaign_items: DataFrame) -> DataFrame:
@@ -52,16 +57,15 @@ def scope_members(offers: DataFrame, items: DataFrame, campaign_items: DataFrame
 def user_features(users: DataFrame, events: DataFrame, items: DataFrame, exposures: DataFrame,
                   redemptions: DataFrame, campaigns: DataFrame, as_of: dt.date) -> DataFrame:
     """USER_FEATURES per user as of as_of (users who signed up before it), nulls filled with neutral
-    values (0 counts, NO_HISTORY_DAYS for 'days since' without history)."""
+    values (NEUTRAL: NO_HISTORY_DAYS for 'days since', price_index 1; 0 otherwise)."""
     ev = prepare_events(events, items, as_of)
-    act, orders = activity_features(ev), order_features(ev)
+    act, orders, searches = activity_features(ev), order_features(ev), search_features(ev)
     coupons = coupon_features(exposures, redemptions, campaigns, as_of)
     base = (users.where(F.col("signup_ts") < F.lit(as_of).cast("timestamp"))
             .select("user_id", F.datediff(F.lit(as_of), F.to_date("signup_ts")).cast("double").alias("tenure_days")))
-    out = base.join(act, "user_id", "left").join(orders, "user_id", "left").join(coupons, "user_id", "left")
-    days = ("recency_days", "days_since_last_event", "days_since_last_offer")
-    cols = [F.coalesce(F.col(c).cast("double"), F.lit(NO_HISTORY_DAYS if c in days else 0.0)).alias(c)
-            for c in USER_FEATURES]
+    out = (base.join(act, "user_id", "left").join(orders, "user_id", "left").join(searches, "user_id", "left")
+           .join(coupons, "user_id", "left"))
+    cols = [F.coalesce(F.col(c).cast("double"), F.lit(NEUTRAL.get(c, 0.0))).alias(c) for c in USER_FEATURES]
     return out.select("user_id", *cols)
 
 
@@ -69,26 +73,43 @@ def scope_features(events: DataFrame, items: DataFrame, rows: DataFrame, members
                    as_of: dt.date) -> DataFrame:
     """SCOPE_FEATURES per (user_id, campaign_id, offer_id) of rows: the user's share of 365-day spend
     and of 90-day item events that fell in the offer's scope, and the 365-day spend in it (basket
-    offers: shares 1 and the whole spend)."""
+    offers: shares 1 and the whole spend); theme_spend_share / theme_event_share: the same shares for
+    the campaign's theme, the items of all its item- and category-scoped offers together, so that a
+    basket offer of a kitchen campaign knows how much the user cares for kitchen (campaigns with basket
+    offers only: 1)."""
     ev = (prepare_events(events, items, as_of).where(F.col("item_id").isNotNull() & (F.col("age") <= 365))
           .join(rows.select("user_id").distinct(), "user_id")
           .select("user_id", "item_id", "age", F.coalesce("paid", F.lit(0.0)).alias("paid")))
     totals = ev.groupBy("user_id").agg(F.sum("paid").alias("_spend"),
                                        F.count(F.when(F.col("age") <= 90, 1)).alias("_events"))
     offers = rows.select("user_id", "campaign_id", "offer_id", "scope").distinct()
-    in_scope = (ev.join(F.broadcast(members), "item_id")
-                .join(offers.where(F.col("scope") != "basket"), ["user_id", "campaign_id", "offer_id"])
-                .groupBy("user_id", "campaign_id", "offer_id")
-                .agg(F.sum("paid").alias("_scope_spend"), F.count(F.when(F.col("age") <= 90, 1)).alias("_scope_events")))
+
+    def shares(keys: list[str], scoped: DataFrame, member_items: DataFrame, prefix: str) -> DataFrame:
+        return (ev.join(F.broadcast(member_items), "item_id").join(scoped, ["user_id", *keys])
+                .groupBy("user_id", *keys)
+                .agg(F.sum("paid").alias(f"_{prefix}_spend"),
+                     F.count(F.when(F.col("age") <= 90, 1)).alias(f"_{prefix}_events")))
+
+    in_scope = shares(["campaign_id", "offer_id"], offers.where(F.col("scope") != "basket").drop("scope"), members,
+                      "scope")
+    themed = members.select("campaign_id", "item_id").distinct()
+    in_theme = shares(["campaign_id"], offers.select("user_id", "campaign_id").distinct(), themed, "theme")
+    has_theme = themed.select("campaign_id").distinct().withColumn("_has_theme", F.lit(True))
     basket = F.col("scope") == "basket"
-    out = offers.join(totals, "user_id", "left").join(in_scope, ["user_id", "campaign_id", "offer_id"], "left")
+    out = (offers.join(totals, "user_id", "left").join(in_scope, ["user_id", "campaign_id", "offer_id"], "left")
+           .join(in_theme, ["user_id", "campaign_id"], "left").join(F.broadcast(has_theme), "campaign_id", "left"))
     spend = F.when(basket, F.col("_spend")).otherwise(F.col("_scope_spend"))
     events_in = F.when(basket, F.col("_events")).otherwise(F.col("_scope_events"))
+    no_theme = F.col("_has_theme").isNull()
+    theme_spend = F.when(no_theme, F.col("_spend")).otherwise(F.col("_theme_spend"))
+    theme_events = F.when(no_theme, F.col("_events")).otherwise(F.col("_theme_events"))
     return out.select(
         "user_id", "campaign_id", "offer_id",
         F.coalesce(safe_ratio(spend, F.col("_spend")), F.lit(0.0)).alias("scope_spend_share"),
         F.coalesce(safe_ratio(events_in.cast("double"), F.col("_events")), F.lit(0.0)).alias("scope_event_share"),
-        F.coalesce(spend, F.lit(0.0)).alias("scope_spend_365d"))
+        F.coalesce(spend, F.lit(0.0)).alias("scope_spend_365d"),
+        F.coalesce(safe_ratio(theme_spend, F.col("_spend")), F.lit(0.0)).alias("theme_spend_share"),
+        F.coalesce(safe_ratio(theme_events.cast("double"), F.col("_events")), F.lit(0.0)).alias("theme_event_share"))
 
 
 def offer_features(offer_type: Column, value: Column, min_spend: Column, scope: Column,
