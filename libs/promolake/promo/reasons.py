@@ -32,6 +32,17 @@ PHRASES: dict[str, Callable[[float, str], str]] = {
     "scope_event_share": _level(0.3, "browses {scope} a lot ({v:.0%} of item views)",
                                 "rarely browses {scope} ({v:.0%} of item views)"),
     "scope_spend_365d": lambda v, s: f"spent {v:,.0f} on {s} in the last year",
+    "theme_spend_share": _level(0.3, "high affinity to the campaign's featured items ({v:.0%} of spend)",
+                                "little of their spend on the campaign's featured items ({v:.0%})"),
+    "theme_event_share": _level(0.3, "browses the campaign's featured items a lot ({v:.0%} of item views)",
+                                "rarely browses the campaign's featured items ({v:.0%} of item views)"),
+    "bargain_search_share": _level(0.2, "searches for bargains ({v:.0%} of searches)",
+                                   "seldom searches for bargains ({v:.0%} of searches)"),
+    "search_share": _level(0.3, "searches a lot ({v:.1f} searches per item viewed)",
+                           "mostly browses, few searches ({v:.1f} per item viewed)"),
+    "price_index": lambda v, s: ("goes for cheaper items ({v:.2f}x the category median price)" if v < 0.95
+                                 else "goes for premium items ({v:.2f}x the category median price)" if v > 1.05
+                                 else "buys at typical price points").format(v=v),
     "discount_unit_share": _level(0.5, "buys mostly on discount ({v:.0%} of units)",
                                   "rarely buys on discount ({v:.0%} of units)"),
     "avg_discount_depth": lambda v, s: f"takes discounts of {v:.0%} on average",
