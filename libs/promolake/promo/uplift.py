@@ -14,6 +14,8 @@ Pure pandas/numpy in, pandas out: Spark and MLflow stay in the stage that calls 
 """
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -31,6 +33,15 @@ def _lgbm_params(seed: int, n_jobs: int) -> dict:
     0.46 overall, 0.21 vs 0.18 within an offer)."""
     return dict(n_estimators=200, learning_rate=0.05, num_leaves=7, min_child_samples=100, subsample=0.8,
                 subsample_freq=1, colsample_bytree=0.9, random_state=seed, n_jobs=n_jobs, verbose=-1)
+
+
+@contextmanager
+def _same_columns():
+    """Silence sklearn's "X does not have valid feature names" warning (one per base learner and call):
+    causalml fits some base learners on DataFrames and predicts on arrays of the same columns."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        yield
 
 
 @dataclass
@@ -52,6 +63,10 @@ class UpliftModel:
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         """p_buy_without_offer, p_buy_with_offer, uplift and p_redeem per row (same index as df)."""
+        with _same_columns():
+            return self._predict(df)
+
+    def _predict(self, df: pd.DataFrame) -> pd.DataFrame:
         X = self._x(df)
         if self.learner == "response":
             p1 = self.estimator.predict_proba(X)[:, 1]
@@ -71,7 +86,10 @@ class UpliftModel:
     def contributions(self, df: pd.DataFrame) -> np.ndarray:
         """[rows, features]: each feature's additive contribution (LightGBM SHAP values) to the predicted
         uplift (to the response's log-odds for a response model), for reason codes."""
-        X = self._x(df)
+        with _same_columns():
+            return self._contributions(self._x(df))
+
+    def _contributions(self, X: np.ndarray) -> np.ndarray:
         if self.learner == "response":
             return self.estimator.predict(X, pred_contrib=True)[:, :-1]
         if self.learner == "x":
@@ -127,10 +145,12 @@ def fit_uplift(df: pd.DataFrame, features: Sequence[str], learner: str = "x", se
     if learner == "x":
         est = BaseXClassifier(outcome_learner=LGBMClassifier(**params), effect_learner=LGBMRegressor(**params),
                               control_name=0)
-        est.fit(X, treatment=w, y=y, p=np.clip(p_treat, 0.01, 0.99))
+        with _same_columns():
+            est.fit(X, treatment=w, y=y, p=np.clip(p_treat, 0.01, 0.99))
     else:
         est = BaseTClassifier(learner=LGBMClassifier(**params), control_name=0)
-        est.fit(X, treatment=w, y=y)
+        with _same_columns():
+            est.fit(X, treatment=w, y=y)
     return UpliftModel(learner, tuple(features), est, redeem_share, float(np.mean(p_treat)), notes)
 
 
