@@ -71,3 +71,17 @@ def test_inconsistent_offers_in_config_are_refused(offer, message):
 
     with pytest.raises(ValidationError, match=message):
         PromotionConf(campaigns={"X": {"offers": [{"offer_id": "X1", **offer}]}})
+
+
+def test_a_predicted_p_redeem_is_used_as_it_is(spark):
+    """The redemption model's p_redeem wins over p_buy_with_offer x redeem_share; a null one falls back."""
+    schema = COLUMNS + ", p_redeem double"
+    rows = [
+        # 20% off a 50 order, p_redeem 0.1 (not 0.3 x 0.9): cost 0.1 x 10 = 1; 0.3x50x0.4 - 0.2x50x0.4 - 1 = 1
+        ("given", "percent_off", 20.0, None, 50.0, None, 0.4, 0.2, 0.3, 0.9, 0.1),
+        ("fallback", "percent_off", 20.0, None, 50.0, None, 0.4, 0.2, 0.3, 0.9, None),
+    ]
+    got = {r.name: r for r in with_economics(spark.createDataFrame(rows, schema), margin_rate=0.3).collect()}
+    assert (got["given"].p_redeem, got["given"].expected_cost) == (pytest.approx(0.1), pytest.approx(1.0))
+    assert got["given"].expected_incremental_profit == pytest.approx(1.0)
+    assert got["fallback"].p_redeem == pytest.approx(0.27) and got["fallback"].expected_cost == pytest.approx(2.7)

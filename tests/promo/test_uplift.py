@@ -42,6 +42,32 @@ def test_learners_recover_the_sign_of_the_true_uplift(learner):
     assert metrics["auc_control"] > 0.53                # p0 depends on x_base only, and weakly
 
 
+def test_p_redeem_comes_from_a_calibrated_redemption_model():
+    """Redemptions here depend on the features (80% of treated buyers redeem), so a redemption model is
+    fitted; its predicted redemptions match the actual ones on new rows. A configured redeem_share
+    turns it off: p_redeem = p_buy_with_offer x redeem_share."""
+    train, test = experiment(6000, 1), experiment(3000, 2)
+    model = fit_uplift(train, FEATURES, learner="x", seed=3)
+    assert model.redeem_model is not None
+    metrics = evaluate_uplift(model, test)
+    assert metrics["redeem_calibration"] == pytest.approx(1.0, abs=0.1)
+    assert metrics["auc_redeem"] > 0.6
+    fixed = fit_uplift(train, FEATURES, learner="x", seed=3, redeem_share=0.5)
+    pred = fixed.predict(test)
+    assert fixed.redeem_model is None
+    assert np.allclose(pred.p_redeem, 0.5 * pred.p_buy_with_offer)
+
+
+def test_few_redemptions_fall_back_to_the_redeem_share():
+    df = experiment(3000, 1)
+    df["redeemed"] = 0
+    df.loc[df.index[(df.treated == 1) & (df.bought == 1)][:15], "redeemed"] = 1
+    model = fit_uplift(df, FEATURES, learner="x", seed=3)
+    assert model.redeem_model is None and any("redemption model" in n for n in model.notes)
+    pred = model.predict(df.head(50))
+    assert np.allclose(pred.p_redeem, model.redeem_share * pred.p_buy_with_offer)
+
+
 def test_contributions_point_at_the_feature_that_drives_uplift():
     model = fit_uplift(experiment(6000, 1), FEATURES, learner="x", seed=3)
     contrib = model.contributions(experiment(500, 4))

@@ -11,7 +11,8 @@ Economics of giving offer o to user u, for an order in the offer's scope during 
   must reach it);
 - discount: percent_off: value% of basket_with_offer; amount_off: min(value, basket_with_offer);
   spend_threshold: value; gift: the gift item's unit cost (its value x (1 - margin rate) when unknown);
-- p_redeem = p_buy_with_offer x redeem_share (treated buyers who use the offer);
+- p_redeem: from the redemption model when the scores carry it, else p_buy_with_offer x redeem_share
+  (treated buyers who use the offer);
 - expected_cost = p_redeem x discount: paid to everyone who redeems, including users who would have
   bought anyway;
 - expected_incremental_profit = p_buy_with_offer x margin(basket_with_offer)
@@ -79,12 +80,18 @@ def with_economics(df: DataFrame, margin_rate: float) -> DataFrame:
 
     df needs offer_type, value, min_spend, order_value, gift_cost (null unless a gift; when null, the
     gift's value x (1 - margin_rate)), margin_rate (null: the default margin_rate argument),
-    p_buy_without_offer, p_buy_with_offer and redeem_share.
+    p_buy_without_offer, p_buy_with_offer and either p_redeem (kept where not null) or redeem_share.
     """
     margin = F.coalesce(F.col("margin_rate"), F.lit(float(margin_rate)))
     gift_cost = F.coalesce(F.col("gift_cost"), F.col("value") * (1.0 - margin))
     basket = basket_with_offer(F.col("order_value"), F.col("min_spend"))
-    p_redeem = F.col("p_buy_with_offer") * F.col("redeem_share")
+    from_share = F.col("p_buy_with_offer") * F.col("redeem_share") if "redeem_share" in df.columns else None
+    if "p_redeem" in df.columns:
+        p_redeem = F.col("p_redeem") if from_share is None else F.coalesce(F.col("p_redeem"), from_share)
+    elif from_share is not None:
+        p_redeem = from_share
+    else:
+        raise ValueError("with_economics needs p_redeem or redeem_share")
     cost = p_redeem * discount_amount(F.col("offer_type"), F.col("value"), basket, gift_cost)
     profit = (F.col("p_buy_with_offer") * basket * margin - F.col("p_buy_without_offer") * F.col("order_value") * margin
               - cost)

@@ -126,12 +126,12 @@ def predict_partitions(model, features: tuple[str, ...], scope_col: str):
             yield pd.DataFrame({"user_id": pdf["user_id"], "offer_id": pdf["offer_id"],
                                 "p_buy_without_offer": pred["p_buy_without_offer"].to_numpy(float),
                                 "p_buy_with_offer": pred["p_buy_with_offer"].to_numpy(float),
-                                "reason_codes": codes})
+                                "p_redeem": pred["p_redeem"].to_numpy(float), "reason_codes": codes})
     return run
 
 
 PREDICTION_SCHEMA = ("user_id string, offer_id string, p_buy_without_offer double, p_buy_with_offer double, "
-                     "reason_codes array<string>")
+                     "p_redeem double, reason_codes array<string>")
 
 
 def score_rows(spark: SparkSession, s: dict[str, DataFrame], offers: DataFrame, users: DataFrame,

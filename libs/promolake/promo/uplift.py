@@ -8,7 +8,12 @@ with it (p1), hence the uplift p1 - p0, and the chance to redeem.
   treatment effect, p1 = clip(p0 + uplift, 0, 1).
 - No control arm in the history (common in real data): a response model only (LightGBM on the
   treated rows) gives p1; p0 and the uplift are unknown (NaN) and `learner` says "response".
-- p_redeem = p1 x redeem_share, the share of treated buyers who redeemed.
+- p_redeem: a redemption model (LightGBM on the treated rows: did the user redeem?) when the history
+  has enough redemptions, else p1 x redeem_share (the share of treated buyers who redeemed). The cost
+  of an offer rests on p_redeem, and the engine picks users whose predicted cost is low, so p_redeem
+  must be calibrated where it is low: on the demo world's held-out campaigns, p1 x redeem_share
+  predicted 0.066 for the fifth of treated users with the lowest values, who redeemed at 0.104; the
+  redemption model predicted 0.106 (AUC 0.69 against 0.63).
 
 Pure pandas/numpy in, pandas out: Spark and MLflow stay in the stage that calls these functions.
 """
@@ -24,6 +29,7 @@ import pandas as pd
 
 LEARNERS = ("x", "t")
 MIN_ROWS_PER_ARM = 20
+MIN_REDEMPTIONS = 20      # redeemed and not-redeemed treated rows needed for a redemption model
 
 
 def _lgbm_params(seed: int, n_jobs: int) -> dict:
@@ -54,6 +60,7 @@ class UpliftModel:
     redeem_share: float
     p_treat: float                   # share of treated rows in training (the X-learner's weighting)
     notes: list[str] = field(default_factory=list)
+    redeem_model: Any = None         # P(redeem | treated, features); None: p1 x redeem_share
 
     def _x(self, df: pd.DataFrame) -> np.ndarray:
         missing = [f for f in self.features if f not in df.columns]
@@ -80,8 +87,10 @@ class UpliftModel:
             p0 = np.clip(self._control_model().predict_proba(X)[:, 1], 0.0, 1.0)
             p1 = np.clip(p0 + np.asarray(te, dtype=float).reshape(len(X), -1)[:, 0], 0.0, 1.0)
             uplift = p1 - p0
+        p_redeem = (self.redeem_model.predict_proba(X)[:, 1] if self.redeem_model is not None
+                    else p1 * self.redeem_share)
         return pd.DataFrame({"p_buy_without_offer": p0, "p_buy_with_offer": p1, "uplift": uplift,
-                             "p_redeem": p1 * self.redeem_share}, index=df.index)
+                             "p_redeem": p_redeem}, index=df.index)
 
     def contributions(self, df: pd.DataFrame) -> np.ndarray:
         """[rows, features]: each feature's additive contribution (LightGBM SHAP values) to the predicted
@@ -125,6 +134,7 @@ def fit_uplift(df: pd.DataFrame, features: Sequence[str], learner: str = "x", se
     y = df["bought"].to_numpy(dtype=int)
     notes = []
     treated_buyers = (w == 1) & (y == 1)
+    learn_share = redeem_share is None
     if redeem_share is None:
         if treated_buyers.sum() >= 10:
             redeem_share = float(np.clip(df.loc[treated_buyers, "redeemed"].mean(), 0.01, 1.0))
@@ -132,13 +142,21 @@ def fit_uplift(df: pd.DataFrame, features: Sequence[str], learner: str = "x", se
             redeem_share = 1.0
             notes.append("fewer than 10 treated buyers: redeem_share assumed 1.0 (every treated buyer redeems)")
     params = _lgbm_params(seed, n_jobs)
+    redeem_model = None
+    if learn_share:
+        r = df.loc[w == 1, "redeemed"].to_numpy(dtype=int)
+        if min(int(r.sum()), int(len(r) - r.sum())) >= MIN_REDEMPTIONS:
+            redeem_model = LGBMClassifier(**params).fit(X[w == 1], r)
+        else:
+            notes.append(f"{int(r.sum())} redemptions in {len(r)} treated rows: too few for a redemption model, "
+                         "p_redeem = p_buy_with_offer x redeem_share")
     n_t, n_c = int((w == 1).sum()), int((w == 0).sum())
     if min(n_t, n_c) < MIN_ROWS_PER_ARM or len(np.unique(y[w == 1])) < 2 or len(np.unique(y[w == 0])) < 2:
         notes.append(f"no usable control arm ({n_c} control rows, {n_t} treated): response model only, "
                      "p_buy_without_offer and uplift unknown")
         rows = w == 1 if n_t >= MIN_ROWS_PER_ARM else np.ones(len(w), dtype=bool)
         model = LGBMClassifier(**params).fit(X[rows], y[rows])
-        return UpliftModel("response", tuple(features), model, redeem_share, float(w.mean()), notes)
+        return UpliftModel("response", tuple(features), model, redeem_share, float(w.mean()), notes, redeem_model)
     from causalml.inference.meta import BaseTClassifier, BaseXClassifier
 
     p_treat = np.where(w == 1, df["propensity"].to_numpy(float), 1.0 - df["propensity"].to_numpy(float))
@@ -151,7 +169,7 @@ def fit_uplift(df: pd.DataFrame, features: Sequence[str], learner: str = "x", se
         est = BaseTClassifier(learner=LGBMClassifier(**params), control_name=0)
         with _same_columns():
             est.fit(X, treatment=w, y=y)
-    return UpliftModel(learner, tuple(features), est, redeem_share, float(np.mean(p_treat)), notes)
+    return UpliftModel(learner, tuple(features), est, redeem_share, float(np.mean(p_treat)), notes, redeem_model)
 
 
 def uplift_at(frac: float, tau: np.ndarray, w: np.ndarray, y: np.ndarray) -> float:
@@ -166,7 +184,8 @@ def uplift_at(frac: float, tau: np.ndarray, w: np.ndarray, y: np.ndarray) -> flo
 def evaluate_uplift(model: UpliftModel, df: pd.DataFrame) -> dict[str, float]:
     """Holdout metrics: AUC of the response (p1 on treated rows, p0 on control rows), normalised Qini
     coefficient and AUUC (causalml.metrics) of the predicted uplift, and observed uplift@10%/30%, plus
-    the observed average uplift for reference."""
+    the observed average uplift for reference; for p_redeem on the treated rows, its AUC and
+    redeem_calibration = predicted / actual redemptions."""
     from sklearn.metrics import roc_auc_score
 
     pred = model.predict(df)
@@ -178,6 +197,14 @@ def evaluate_uplift(model: UpliftModel, df: pd.DataFrame) -> dict[str, float]:
         rows = w == arm
         if rows.any() and len(np.unique(y[rows])) == 2 and not pred.loc[rows, col].isna().any():
             out[f"auc_{'treated' if arm else 'control'}"] = float(roc_auc_score(y[rows], pred.loc[rows, col]))
+    treated = w == 1
+    if "redeemed" in df.columns and treated.any() and df.loc[treated, "redeemed"].sum() > 0:
+        r = df.loc[treated, "redeemed"].to_numpy(int)
+        p_r = pred.loc[treated, "p_redeem"].to_numpy(float)
+        # predicted / actual redemptions of the treated rows: above 1 the costs are overestimated
+        out["redeem_calibration"] = float(p_r.sum() / r.sum())
+        if len(np.unique(r)) == 2:
+            out["auc_redeem"] = float(roc_auc_score(r, p_r))
     if model.learner != "response" and 0 < w.sum() < len(w):
         from causalml.metrics import auuc_score, qini_score
 
