@@ -37,6 +37,7 @@ DEV = [
     "psutil==7.2.2",
     "pytest-timeout==2.4.0",
     "hypothesis==6.170.15",
+    "databricks-sdk==0.156.0",   # the bundle check validates jobs against its JobSettings model
 ]
 
 
