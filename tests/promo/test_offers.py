@@ -18,16 +18,18 @@ def test_cost_and_incremental_profit_by_hand(spark):
     rows = [
         # 20% off a 50 order: 0.27 redeem x 10 off = 2.7; margin 0.3x50x0.4 - 0.2x50x0.4 = 2.0; profit -0.7
         ("percent", "percent_off", 20.0, None, 50.0, None, 0.4, 0.2, 0.3, 0.9),
-        # 10 off over 60 lifts a 40 basket to 60: cost 0.25x0.8x10 = 2; 0.25x60x0.3 - 0.1x40x0.3 - 2 = 1.3
+        # 10 off over 60 lifts a 40 basket to 60 for the 0.2 who redeem: cost 0.2x10 = 2;
+        # (0.05x40 + 0.2x60 - 0.1x40) x 0.3 - 2 = 1.0
         ("threshold", "spend_threshold", 10.0, 60.0, 40.0, None, None, 0.1, 0.25, 0.8),
         # 15 off a 12 order gives at most 12: cost 0.6x12 = 7.2; 0.6x12x0.5 - 0.5x12x0.5 - 7.2 = -6.6
         ("amount", "amount_off", 15.0, None, 12.0, None, 0.5, 0.5, 0.6, 1.0),
-        # gift worth 20 without a unit cost: 20 x (1 - 0.25) = 15; cost 0.4x0.5x15 = 3; 0.4x50x0.25 - 0.2x30x0.25 - 3
+        # gift worth 20 without a unit cost: 20 x (1 - 0.25) = 15; cost 0.4x0.5x15 = 3;
+        # (0.2x30 + 0.2x50 - 0.2x30) x 0.25 - 3 = -0.5
         ("gift", "gift", 20.0, 50.0, 30.0, None, 0.25, 0.2, 0.4, 0.5),
     ]
     got = {r.name: r for r in with_economics(spark.createDataFrame(rows, COLUMNS), margin_rate=0.3).collect()}
-    expected = {"percent": (0.27, 2.7, -0.7), "threshold": (0.2, 2.0, 1.3), "amount": (0.6, 7.2, -6.6),
-                "gift": (0.2, 3.0, 0.5)}
+    expected = {"percent": (0.27, 2.7, -0.7), "threshold": (0.2, 2.0, 1.0), "amount": (0.6, 7.2, -6.6),
+                "gift": (0.2, 3.0, -0.5)}
     for name, (p_redeem, cost, profit) in expected.items():
         assert got[name].p_redeem == pytest.approx(p_redeem)
         assert got[name].expected_cost == pytest.approx(cost)

@@ -38,8 +38,9 @@ def test_true_economics_and_budget_order():
     out = true_economics(df, margin_default=0.3)
     # amount_off: cost 0.4 x 0.9 x 5 = 1.8; profit 0.4x40x0.5 - 0.2x40x0.5 - 1.8 = 2.2
     assert out.true_cost[0] == pytest.approx(1.8) and out.true_profit[0] == pytest.approx(2.2)
-    # threshold 10 over 60: cost 0.3 x 0.9 x 10 = 2.7; profit 0.3x60x0.3 - 0.2x40x0.3 - 2.7 = 0.3
-    assert out.true_cost[1] == pytest.approx(2.7) and out.true_profit[1] == pytest.approx(0.3)
+    # threshold 10 over 60: the 0.27 who redeem spend 60, the other 0.03 buyers 40: cost 0.27 x 10 = 2.7;
+    # profit (0.03x40 + 0.27x60 - 0.2x40) x 0.3 - 2.7 = 0.12
+    assert out.true_cost[1] == pytest.approx(2.7) and out.true_profit[1] == pytest.approx(0.12)
     assert len(spend_in_order(out, 2.0)) == 1 and len(spend_in_order(out, 4.5)) == 2
 
 

@@ -15,9 +15,10 @@ Economics of giving offer o to user u, for an order in the offer's scope during 
   (treated buyers who use the offer);
 - expected_cost = p_redeem x discount: paid to everyone who redeems, including users who would have
   bought anyway;
-- expected_incremental_profit = p_buy_with_offer x margin(basket_with_offer)
-  - p_buy_without_offer x margin(order_value) - expected_cost, with margin(x) = x x margin_rate, which
-  is uplift x margin for offers that do not change the basket.
+- expected_incremental_profit = margin((p_buy_with_offer - p_redeem) x order_value + p_redeem x
+  basket_with_offer) - margin(p_buy_without_offer x order_value) - expected_cost, with margin(x) = x x
+  margin_rate: only the users who redeem raise their order to the offer's minimum spend; for offers
+  that do not change the basket this is uplift x margin(order_value) - expected_cost.
 """
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ def with_economics(df: DataFrame, margin_rate: float) -> DataFrame:
     else:
         raise ValueError("with_economics needs p_redeem or redeem_share")
     cost = p_redeem * discount_amount(F.col("offer_type"), F.col("value"), basket, gift_cost)
-    profit = (F.col("p_buy_with_offer") * basket * margin - F.col("p_buy_without_offer") * F.col("order_value") * margin
-              - cost)
+    # buyers who redeem spend basket_with_offer, buyers who do not their usual order_value
+    spend_with = (F.col("p_buy_with_offer") - p_redeem) * F.col("order_value") + p_redeem * basket
+    profit = (spend_with - F.col("p_buy_without_offer") * F.col("order_value")) * margin - cost
     return (df.withColumn("p_redeem", p_redeem).withColumn("expected_cost", cost)
             .withColumn("expected_incremental_profit", profit))

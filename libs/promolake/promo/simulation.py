@@ -70,8 +70,10 @@ def true_economics(df: pd.DataFrame, margin_default: float) -> pd.DataFrame:
     discount = np.select([df.offer_type == "percent_off", df.offer_type == "amount_off",
                           df.offer_type == "spend_threshold"],
                          [df.value / 100 * basket, np.minimum(df.value, basket), df.value], gift_cost)
-    cost = df.true_p1 * wm.REDEEM_SHARE * discount
-    profit = df.true_p1 * basket * margin - df.true_p0 * df.order_value * margin - cost
+    p_redeem = df.true_p1 * wm.REDEEM_SHARE
+    cost = p_redeem * discount
+    spend_with = (df.true_p1 - p_redeem) * df.order_value + p_redeem * basket
+    profit = (spend_with - df.true_p0 * df.order_value) * margin - cost
     return df.assign(true_cost=cost, true_profit=profit)
 
 
