@@ -1,4 +1,5 @@
 """promolake: e-commerce behaviour data -> personalized promotion decisions on the lakehouse."""
+import os
 import shutil
 from pathlib import Path
 
@@ -56,7 +57,8 @@ class BuildWithConf(build_py):
 setup(
     name="promolake",
     cmdclass={"build_py": BuildWithConf},
-    version="0.1.0",
+    # scripts/build_wheel.py sets a version unique to the build (the bundle's artifact)
+    version=os.environ.get("PROMOLAKE_VERSION", "0.1.0"),
     description=__doc__,
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else __doc__,
     long_description_content_type="text/markdown",

@@ -1,7 +1,7 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # Ingestion and data quality
-# MAGIC Runs landing -> bronze -> silver for the chosen environment (the same function the `promo_ingest`
+# MAGIC Runs landing -> bronze -> silver for the chosen environment (the same function the `promo_daily`
 # MAGIC job calls) and shows what was accepted and what went to quarantine, by rule.
 # MAGIC The rules are documented in `docs/data-contract.md`.
 

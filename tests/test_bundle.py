@@ -27,9 +27,26 @@ def test_targets_map_to_their_catalog_and_environment():
         for job in r["resources"]["jobs"].values():
             env = {p["name"]: p["default"] for p in job.get("parameters", [])}.get("env")
             assert env == target and (REPO / "conf" / f"{target}.yml").exists()
-    assert resolve(bundle, "dev")["mode"] == "development"
-    prod = resolve(bundle, "prod")
-    assert prod["mode"] == "production" and prod["run_as"]
+    dev, prod = resolve(bundle, "dev"), resolve(bundle, "prod")
+    assert dev["mode"] == "development" and prod["mode"] == "production" and prod["run_as"]
+    assert {j["schedule"]["pause_status"] for j in dev["resources"]["jobs"].values()} == {"PAUSED"}
+    assert {j["schedule"]["pause_status"] for j in prod["resources"]["jobs"].values()} == {"UNPAUSED"}
+    assert prod["permissions"] and resolve(bundle, "staging")["permissions"]
+
+
+def test_the_jobs_the_product_runs():
+    jobs = resolve(load_bundle(REPO), "prod")["resources"]["jobs"]
+    order = {name: [t["task_key"] for t in job["tasks"]] for name, job in jobs.items()}
+    assert order["promo_daily"] == ["ingest", "features", "score_promotions"]
+    assert order["promo_retrain"][:3] == ["features", "train_als", "train_text_model"]
+    assert "evaluate_campaign" in order["promo_campaign_eval"]
+    retrain = jobs["promo_retrain"]
+    text = next(t for t in retrain["tasks"] if t["task_key"] == "train_text_model")
+    gpu = next(c for c in retrain["job_clusters"] if c["job_cluster_key"] == text["job_cluster_key"])
+    assert "gpu-ml" in gpu["new_cluster"]["spark_version"]
+    for job in jobs.values():
+        for task in job["tasks"]:
+            assert task["max_retries"] >= 1 and task["timeout_seconds"] > 0
 
 
 @pytest.fixture
@@ -49,19 +66,19 @@ def _edit(path: Path, change) -> None:
 
 
 def test_broken_jobs_are_reported(copy_repo):
-    def break_score(doc):
-        job = doc["resources"]["jobs"]["promo_score"]
+    def break_daily(doc):
+        job = doc["resources"]["jobs"]["promo_daily"]
         job["max_concurent_runs"] = 1                                     # misspelt key
-        job["tasks"][0]["python_wheel_task"]["parameters"][0] = "train-upleft"
+        job["tasks"][0]["python_wheel_task"]["parameters"][0] = "ingset"
         job["tasks"][1]["depends_on"] = [{"task_key": "nowhere"}]
         job["tasks"][1]["job_cluster_key"] = "gpu"
         job["tasks"][1]["timeout_seconds"] = "${var.not_declared}"
-        job["tasks"].append({"task_key": "nb", "job_cluster_key": "score",
+        job["tasks"].append({"task_key": "nb", "job_cluster_key": "etl",
                              "notebook_task": {"notebook_path": "./notebooks/99_missing"}})
 
-    _edit(copy_repo / "resources" / "promo_score.yml", break_score)
+    _edit(copy_repo / "resources" / "promo_daily.yml", break_daily)
     problems = "\n".join(check_bundle(copy_repo, "dev"))
-    for expected in ("max_concurent_runs: dropped", "'train-upleft'] is not a promolake subcommand",
+    for expected in ("max_concurent_runs: dropped", "'ingset'] is not a promolake subcommand",
                      "depends on unknown task 'nowhere'", "unknown job cluster 'gpu'",
                      "unresolved references ['var.not_declared']", "notebook ./notebooks/99_missing is not"):
         assert expected in problems
@@ -73,3 +90,20 @@ def test_unknown_target_and_undeclared_variable_are_refused(copy_repo):
     _edit(copy_repo / "databricks.yml", lambda d: d["targets"]["staging"]["variables"].update(catalgo="x"))
     with pytest.raises(BundleError, match="catalgo"):
         resolve(load_bundle(copy_repo), "staging")
+
+
+def test_each_build_gets_a_new_valid_version():
+    import datetime as dt
+    import importlib.util
+
+    from packaging.version import Version
+
+    spec = importlib.util.spec_from_file_location("build_wheel", REPO / "scripts" / "build_wheel.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    t = dt.datetime(2026, 11, 24, 1, 20, 5, tzinfo=dt.timezone.utc)
+    first, second = mod.build_version(t, "ABC1234"), mod.build_version(t + dt.timedelta(seconds=1), None)
+    assert first == "0.1.0+20261124t012005.abc1234"
+    assert Version(first) != Version(second) and Version(first).public == "0.1.0"
+    bundle = load_bundle(REPO)
+    assert "scripts/build_wheel.py" in bundle["artifacts"]["promolake_wheel"]["build"]
