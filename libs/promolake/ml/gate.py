@@ -1,0 +1,98 @@
+"""The promotion gate of the model registry: does the @challenger version replace the @champion?
+
+`judge` is pure: the challenger passes when every metric with an absolute minimum reaches it and no
+metric with a tolerance falls more than that tolerance below the champion's value on the same
+holdout (every gated metric is "higher is better"; a metric the evaluation could not compute fails
+the gate). The first model of a name becomes champion when it passes the minimums alone.
+
+`apply_verdict` acts on the registry according to the mode:
+- disabled: nothing is evaluated or written;
+- dry_run: the verdict is reported only, the registry is left exactly as it was;
+- enabled: the verdict and both versions' metrics go to the challenger version's tags and description,
+  and the `champion` alias moves to the challenger only when it passed.
+The same client calls work against the local sqlite registry and Unity Catalog's (databricks-uc).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from promolake.common.tracking import CHALLENGER, CHAMPION
+
+MODES = ("disabled", "dry_run", "enabled")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    model: str
+    challenger: str                           # version
+    champion: str | None                      # version; None: no champion yet
+    challenger_metrics: Mapping[str, float]
+    champion_metrics: Mapping[str, float] | None
+    passed: bool
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    def summary(self) -> str:
+        head = (f"{self.model} v{self.challenger} {'PASSED' if self.passed else 'FAILED'} the promotion gate"
+                + (f" against champion v{self.champion}" if self.champion else " (no champion yet)"))
+        return head + (": " + "; ".join(self.reasons) if self.reasons else "")
+
+
+def judge(challenger: Mapping[str, float], champion: Mapping[str, float] | None,
+          minimums: Mapping[str, float], tolerances: Mapping[str, float]) -> tuple[bool, tuple[str, ...]]:
+    """(passed, reasons): one reason per check, failed checks first."""
+    failed, ok = [], []
+    for metric, low in sorted(minimums.items()):
+        value = challenger.get(metric)
+        if value is None or value != value:
+            failed.append(f"{metric} missing from the challenger's evaluation (minimum {low:g})")
+        elif value < low:
+            failed.append(f"{metric} {value:.4g} below the minimum {low:g}")
+        else:
+            ok.append(f"{metric} {value:.4g} >= minimum {low:g}")
+    if champion is not None:
+        for metric, tol in sorted(tolerances.items()):
+            new, old = challenger.get(metric), champion.get(metric)
+            if new is None or new != new:
+                failed.append(f"{metric} missing from the challenger's evaluation")
+            elif old is None or old != old:
+                ok.append(f"{metric} {new:.4g} (champion has none to compare)")
+            elif new < old - tol:
+                failed.append(f"{metric} {new:.4g} regresses more than {tol:g} from the champion's {old:.4g}")
+            else:
+                ok.append(f"{metric} {new:.4g} vs champion {old:.4g} (tolerance {tol:g})")
+    return not failed, tuple(failed + ok)
+
+
+def versions(client, name: str) -> tuple[str | None, str | None]:
+    """(challenger version, champion version) of a registered model; None where the alias is unset."""
+    out = []
+    for alias in (CHALLENGER, CHAMPION):
+        try:
+            out.append(str(client.get_model_version_by_alias(name, alias).version))
+        except Exception:  # noqa: BLE001 - MlflowException / RestException: the alias is not set
+            out.append(None)
+    return out[0], out[1]
+
+
+def apply_verdict(client, verdict: Verdict, mode: str) -> str:
+    """Act on the registry (see the module docstring); returns what was done, in words."""
+    if mode not in MODES:
+        raise ValueError(f"validation.mode must be one of {MODES}, got {mode!r}")
+    if mode == "disabled":
+        return "gate disabled: nothing done"
+    if mode == "dry_run":
+        return ("dry run: would move @champion to v" + verdict.challenger if verdict.passed
+                else "dry run: would keep " + (f"@champion v{verdict.champion}" if verdict.champion else "no champion"))
+    name, version = verdict.model, verdict.challenger
+    client.set_model_version_tag(name, version, "validation_status", "passed" if verdict.passed else "failed")
+    client.set_model_version_tag(name, version, "validation_champion_version", verdict.champion or "none")
+    for metric, value in verdict.challenger_metrics.items():
+        client.set_model_version_tag(name, version, f"validation_{metric}", f"{value:.6g}")
+    for metric, value in (verdict.champion_metrics or {}).items():
+        client.set_model_version_tag(name, version, f"validation_champion_{metric}", f"{value:.6g}")
+    client.update_model_version(name, version, description=verdict.summary())
+    if verdict.passed:
+        client.set_registered_model_alias(name, CHAMPION, version)
+        return f"@champion moved to v{version}" + (f" (was v{verdict.champion})" if verdict.champion else "")
+    return f"@champion kept at v{verdict.champion}" if verdict.champion else "no champion: the challenger failed"
