@@ -32,7 +32,6 @@ def main() -> None:
 
     home = os.path.abspath(args.lake) if args.lake else tempfile.mkdtemp(prefix="promolake-bench-")
     os.environ.setdefault("PROMOLAKE_PII_SALT", "bench")
-    from pyspark.sql import functions as F
 
     from promolake.common.config import load_config
     from promolake.common.lake import Lake

@@ -5,12 +5,15 @@ evaluator (promolake.ml.evaluation) scores all of them and the blend can fuse an
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from promolake.ml.topk import top_k
+
+if TYPE_CHECKING:  # annotations only; the functions import them where they run
+    import pandas as pd
 
 LIST_COLUMNS = ("user_id", "item_id", "rank", "score")
 SOURCES = ("als", "repeat", "segment", "popularity")

@@ -40,9 +40,14 @@ the same users (tests/ml/test_evaluation.py checks it).
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+if TYPE_CHECKING:  # annotations only; the functions import them where they run
+    import numpy as np
+    import pandas as pd
 
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage", "novelty", "users", "users_with_recs")
 _COUNTS = ("users", "users_with_recs")
