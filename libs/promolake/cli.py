@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate-campaign", parents=[common],
                         help="after a campaign's window: per offer vs control with CIs, IPS value of the policy")
     ev.add_argument("--campaign-id", default=None, help="campaign to evaluate; default: promotion.campaign_id")
+    rep = sub.add_parser("report", parents=[common],
+                         help="HTML report: lake, trends, recommendations, campaign, budget curve, registry")
+    rep.add_argument("--campaign-id", default=None, help="campaign to report on; default: promotion.campaign_id")
+    rep.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
+                     help="trend plots as of this day; default: the day after the last event")
     allp = sub.add_parser("run-all", parents=[common], help="the main job end to end")
     allp.add_argument("--force-generate", action="store_true")
     sub.add_parser("tables", parents=[common], help="list tables, locations and row counts")
@@ -103,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline.run_score(spark, cfg, args.campaign_id, args.as_of)
     elif args.stage == "evaluate-campaign":
         pipeline.run_evaluate_campaign(spark, cfg, args.campaign_id)
+    elif args.stage == "report":
+        pipeline.run_report(spark, cfg, args.campaign_id, args.as_of)
     elif args.stage == "run-all":
         pipeline.run_all(spark, cfg, force_generate=args.force_generate)
     elif args.stage == "tables":

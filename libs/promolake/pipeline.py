@@ -82,6 +82,14 @@ def run_evaluate_campaign(spark: SparkSession, cfg: Config, campaign_id: str | N
     return evaluate(spark, cfg, campaign_id)
 
 
+def run_report(spark: SparkSession, cfg: Config, campaign_id: str | None = None,
+               as_of: dt.date | None = None) -> StageReport:
+    """Write the HTML report of the lake, trends, recommendations, the campaign and the model registry."""
+    from promolake.report.demo import run_report as write_report
+
+    return write_report(spark, cfg, campaign_id, as_of)
+
+
 STAGES: dict[str, Callable[..., StageReport]] = {
     "generate": run_generate,
     "ingest": run_ingest,
@@ -92,9 +100,10 @@ STAGES: dict[str, Callable[..., StageReport]] = {
     "train-uplift": run_train_uplift,
     "score": run_score,
     "evaluate-campaign": run_evaluate_campaign,
+    "report": run_report,
 }
 # The main job, in order; later stages (features, models, scoring) join this list.
-RUN_ALL = ("generate", "ingest", "features", "train-als", "train-text", "train-uplift", "score")
+RUN_ALL = ("generate", "ingest", "features", "train-als", "train-text", "train-uplift", "score", "report")
 
 
 def run_all(spark: SparkSession, cfg: Config, force_generate: bool = False) -> list[StageReport]:

@@ -144,3 +144,21 @@ def test_the_campaigns_assignments_become_history_for_the_next_model(spark, scor
     assert exp[exp.arm == "control"].offer_id.isna().all()
     offers = s["campaigns"].where(F.col("campaign_id") == "DEMO01").select("offer_id").toPandas()
     assert set(offers.offer_id) == {o.offer_id for o in cfg.promotion.campaigns["DEMO01"].offers}
+
+
+def test_the_report_shows_the_run(spark, scored):
+    """The HTML report of the trained and scored world: every section, the campaign's arms, the budget
+    curve and the registered models, in one self-contained file."""
+    from promolake.report.demo import run_report
+
+    cfg, _, _, _ = scored
+    report = run_report(spark, cfg, "DEMO01", AS_OF, report=StageReport("report", out=io.StringIO()))
+    path = report.rows[0]["report"]
+    page = open(path, encoding="utf-8").read()
+    for heading in ("The lake", "Market trends and forecast", "Recommendations", "Campaign DEMO01",
+                    "Simulated truth", "Model registry"):
+        assert f">{heading}" in page
+    assert "silver.events" in page and "promo.promotion_assignments" in page
+    assert ">control<" in page and ">policy<" in page
+    assert page.count("data:image/png;base64,") >= 2               # the trend plots and the budget curve
+    assert cfg.als.model_name in page and cfg.promotion.model_name in page and "challenger" in page
