@@ -34,6 +34,7 @@ def registry(tmp_path, monkeypatch):
     import mlflow
     from mlflow import MlflowClient
 
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     client = MlflowClient()
@@ -43,7 +44,8 @@ def registry(tmp_path, monkeypatch):
     client.set_registered_model_alias("m", "champion", "1")
     client.set_registered_model_alias("m", "challenger", "2")
     yield client
-    mlflow.set_tracking_uri(None)
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
 
 
 def verdict(challenger_metrics, champion_metrics):

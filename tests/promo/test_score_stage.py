@@ -160,5 +160,6 @@ def test_the_report_shows_the_run(spark, scored):
         assert f">{heading}" in page
     assert "silver.events" in page and "promo.promotion_assignments" in page
     assert ">control<" in page and ">policy<" in page
-    assert page.count("data:image/png;base64,") >= 2               # the trend plots and the budget curve
+    # this world has no gold tables (the fixture skips features): the section says so; the budget curve
+    assert "no gold tables yet" in page and page.count("data:image/png;base64,") == 1
     assert cfg.als.model_name in page and cfg.promotion.model_name in page and "challenger" in page

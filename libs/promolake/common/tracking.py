@@ -30,8 +30,9 @@ def setup(conf: MlflowConf) -> str:
     import mlflow
 
     mlflow.set_tracking_uri(_absolute_sqlite(conf.tracking_uri))
-    if conf.registry_uri:
-        mlflow.set_registry_uri(_absolute_sqlite(conf.registry_uri))
+    # always set: a registry URI left over from an earlier setup in the process (another lake, a test)
+    # would otherwise keep receiving this lake's models
+    mlflow.set_registry_uri(_absolute_sqlite(conf.registry_uri or conf.tracking_uri))
     exp = mlflow.get_experiment_by_name(conf.experiment)
     if exp is None:
         location = None
