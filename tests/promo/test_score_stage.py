@@ -160,6 +160,7 @@ def test_the_report_shows_the_run(spark, scored):
         assert f">{heading}" in page
     assert "silver.events" in page and "promo.promotion_assignments" in page
     assert ">control<" in page and ">policy<" in page
-    # this world has no gold tables (the fixture skips features): the section says so; the budget curve
-    assert "no gold tables yet" in page and page.count("data:image/png;base64,") == 1
+    # the budget curve is always there; the trend plots only where gold trend rows exist before as_of (this
+    # shared world may or may not have them, depending on which stage tests ran first)
+    assert "alt='budget/profit curve'" in page and page.count("data:image/png;base64,") >= 1
     assert cfg.als.model_name in page and cfg.promotion.model_name in page and "challenger" in page
