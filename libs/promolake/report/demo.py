@@ -178,10 +178,15 @@ def registry_section(cfg: Config) -> Section:
     for name in (cfg.als.model_name, cfg.text.model_name, cfg.promotion.model_name):
         try:
             found = client.search_model_versions(f"name='{name}'")
+            # search results do not carry aliases on every store: the registered model does
+            by_version: dict[str, list[str]] = {}
+            for alias, version in (client.get_registered_model(name).aliases or {}).items():
+                by_version.setdefault(str(version), []).append(alias)
         except Exception:  # noqa: BLE001 - a registry without the model answers with an error on some stores
-            found = []
+            found, by_version = [], {}
         for mv in sorted(found, key=lambda m: int(m.version)):
-            rows.append({"model": name, "version": int(mv.version), "aliases": ", ".join(mv.aliases or []),
+            aliases = sorted(set(mv.aliases or []) | set(by_version.get(str(mv.version), [])))
+            rows.append({"model": name, "version": int(mv.version), "aliases": ", ".join(aliases),
                          "as_of": (mv.tags or {}).get("as_of", ""), "run_id": mv.run_id,
                          "created": dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.timezone.utc)
                          .strftime("%Y-%m-%d %H:%M UTC")})
