@@ -61,20 +61,26 @@ WORLD = ["world.users=1000", "world.items=120", "world.days=120", "world.campaig
 AS_OF = dt.date(2025, 1, 1) + dt.timedelta(days=120)
 
 
-@pytest.fixture(scope="session")
-def trained(spark, tmp_path_factory):
-    """(cfg, lake, report of run_als) on a 1,000-user / 120-item / 120-day world."""
+def generated_world(spark, root: Path, overrides: list[str]):
+    """A generated and ingested world in a lake at root (the config it was built with)."""
     from promolake.landing.synthetic_world import run_generate
-    from promolake.ml.train_als import run_als
     from promolake.silver.ingest import run_ingest
 
-    root = tmp_path_factory.mktemp("als") / "lakehouse"
     environ = {"PROMOLAKE_HOME": str(root), "PROMOLAKE_PII_SALT": "test-salt"}
-    cfg = load_config("local", overrides=WORLD, conf_dir=REPO / "conf", environ=environ)
+    cfg = load_config("local", overrides=overrides, conf_dir=REPO / "conf", environ=environ)
     mp = pytest.MonkeyPatch()
     mp.setenv("PROMOLAKE_PII_SALT", "test-salt")
     run_generate(spark, cfg, report=StageReport("generate", out=io.StringIO()))
     run_ingest(spark, cfg)
     mp.undo()
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def trained(spark, tmp_path_factory):
+    """(cfg, lake, report of run_als) on a 1,000-user / 120-item / 120-day world."""
+    from promolake.ml.train_als import run_als
+
+    cfg = generated_world(spark, tmp_path_factory.mktemp("als") / "lakehouse", WORLD)
     report = run_als(spark, cfg, report=StageReport("als", out=io.StringIO()))
     return cfg, Lake(spark, cfg.lake), report

@@ -4,19 +4,16 @@ sign of the true uplift of held-out campaigns' exposures and rank them in the tr
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from promolake.common.config import load_config
 from promolake.common.lake import Lake
-from promolake.common.reporting import StageReport
 from promolake.promo.response_data import FEATURES
 from promolake.promo.train_uplift import silver_frames, time_split, training_rows
 from promolake.promo.uplift import fit_uplift
-from tests.conftest import REPO
+from tests.conftest import generated_world
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -31,17 +28,7 @@ WORLD = ["world.users=3000", "world.items=150", "world.days=200", "world.session
 @pytest.fixture(scope="module")
 def held_out(spark, tmp_path_factory):
     """(holdout rows with the model's predictions and the true p0/uplift, train rows)."""
-    from promolake.landing.synthetic_world import run_generate
-    from promolake.silver.ingest import run_ingest
-
-    root = tmp_path_factory.mktemp("uplift_world") / "lakehouse"
-    environ = {"PROMOLAKE_HOME": str(root), "PROMOLAKE_PII_SALT": "test-salt"}
-    cfg = load_config("local", overrides=WORLD, conf_dir=REPO / "conf", environ=environ)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROMOLAKE_PII_SALT", "test-salt")
-    run_generate(spark, cfg, report=StageReport("generate", out=io.StringIO()))
-    run_ingest(spark, cfg)
-    mp.undo()
+    cfg = generated_world(spark, tmp_path_factory.mktemp("uplift_world") / "lakehouse", WORLD)
     end = cfg.world.start_date + dt.timedelta(days=cfg.world.days)
     rows = training_rows(silver_frames(Lake(spark, cfg.lake)), end)
     train, holdout = time_split(rows, 0.3)
