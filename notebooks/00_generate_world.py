@@ -4,6 +4,7 @@
 # MAGIC Writes the seeded synthetic e-commerce world into the landing volume (users, items, events,
 # MAGIC reviews, campaigns, exposures, redemptions) and its hidden truth into a separate folder that no
 # MAGIC pipeline stage reads. Size it with widgets; it runs as a Spark job and scales to 10^7+ events.
+# MAGIC Locally: `python -m promolake.notebook notebooks/00_generate_world.py env=local users=2000`.
 
 # COMMAND ----------
 
@@ -19,17 +20,16 @@
 
 # COMMAND ----------
 
-from promolake.common.config import load_config
+from promolake.common.config import ENVIRONMENTS, load_config
 from promolake.common.spark import get_spark
+from promolake.notebook import conf_overrides
 from promolake.pipeline import run_generate
 
-try:
-    dbutils.widgets.text("users", "200000")  # noqa: F821 - Databricks global
-    dbutils.widgets.dropdown("env", "dev", ["dev", "staging"])  # noqa: F821
-    env, users = dbutils.widgets.get("env"), dbutils.widgets.get("users")  # noqa: F821
-except NameError:
-    env, users = "local", "20000"
-cfg = load_config(env, overrides=[f"world.users={users}"])
+dbutils.widgets.dropdown("env", "dev", list(ENVIRONMENTS))  # noqa: F821 - Databricks global
+dbutils.widgets.text("users", "200000")  # noqa: F821
+dbutils.widgets.text("conf", "", "overrides KEY=VALUE; ...")  # noqa: F821
+env, users, conf = (dbutils.widgets.get(k) for k in ("env", "users", "conf"))  # noqa: F821
+cfg = load_config(env, overrides=[f"world.users={users}", *conf_overrides(conf)])
 spark = get_spark(cfg.spark)
 
 # COMMAND ----------

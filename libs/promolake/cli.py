@@ -6,6 +6,9 @@
     promolake features [--as-of DATE]...  silver -> gold feature tables as of DATE (default: after the last event)
     promolake train-als [--as-of DATE]     tune, evaluate and register ALS; write candidate tables
     promolake train-text [--as-of DATE]    fine-tune and register the BERT two-tower model; text candidates
+    promolake validate-and-promote        each model's @challenger vs its @champion; moves @champion when it passes
+    promolake promote MODEL VERSION --reason TEXT   manual promotion (MODEL: als, text or uplift)
+    promolake rollback MODEL --reason TEXT          @champion back to the version it replaced
     promolake run-all                     the main job end to end
     promolake tables                      where every table lives and its row count
 
@@ -49,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="response/uplift model from past campaigns (evaluated, registered)")
     upl.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
                      help="learn from campaigns ended before this day; default: the day after the last event")
+    sub.add_parser("validate-and-promote", parents=[common],
+                   help="each model's @challenger against its @champion on the same holdout (validation.mode)")
+    pro = sub.add_parser("promote", parents=[common], help="move a model's @champion alias to a version by hand")
+    pro.add_argument("model", choices=("als", "text", "uplift"))
+    pro.add_argument("version")
+    pro.add_argument("--reason", required=True, help="why (kept in the version's tags)")
+    rb = sub.add_parser("rollback", parents=[common], help="move @champion back to the version it replaced")
+    rb.add_argument("model", choices=("als", "text", "uplift"))
+    rb.add_argument("--reason", required=True, help="why (kept in the version's tags)")
     score = sub.add_parser("score", parents=[common],
                            help="score a campaign's offers for every eligible user and write the assignments")
     score.add_argument("--campaign-id", default=None, help="campaign to score; default: promotion.campaign_id")
@@ -86,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"promolake: {err}", file=sys.stderr)
         return 2
+    if args.stage in ("promote", "rollback"):
+        return registry_command(cfg, args)
     from promolake import pipeline
     from promolake.common.spark import get_spark
 
@@ -104,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline.run_train_text(spark, cfg, args.as_of)
     elif args.stage == "train-uplift":
         pipeline.run_train_uplift(spark, cfg, args.as_of)
+    elif args.stage == "validate-and-promote":
+        pipeline.run_validate_and_promote(spark, cfg)
     elif args.stage == "score":
         pipeline.run_score(spark, cfg, args.campaign_id, args.as_of)
     elif args.stage == "evaluate-campaign":
@@ -114,6 +130,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline.run_all(spark, cfg, force_generate=args.force_generate)
     elif args.stage == "tables":
         print_tables(spark, cfg)
+    return 0
+
+
+def registry_command(cfg: Config, args: argparse.Namespace) -> int:
+    """promote / rollback: the registry only, no Spark."""
+    from mlflow import MlflowClient
+
+    from promolake.common import tracking
+    from promolake.ml import gate
+    from promolake.ml.validate import model_name
+
+    tracking.setup(cfg.mlflow)
+    name = model_name(cfg, args.model)
+    try:
+        if args.stage == "promote":
+            said = gate.promote(MlflowClient(), name, args.version, args.reason)
+        else:
+            said = gate.rollback(MlflowClient(), name, args.reason)
+    except Exception as err:  # noqa: BLE001 - unknown version / nothing to roll back: one clear line
+        print(f"promolake {args.stage}: {name}: {err}", file=sys.stderr)
+        return 1
+    print(f"{name}: {said}")
     return 0
 
 

@@ -66,6 +66,13 @@ def run_train_uplift(spark: SparkSession, cfg: Config, as_of: dt.date | None = N
     return train(spark, cfg, as_of)
 
 
+def run_validate_and_promote(spark: SparkSession, cfg: Config) -> StageReport:
+    """Each model's @challenger against its @champion on the same holdout; moves @champion when it passes."""
+    from promolake.ml.validate import run_validate
+
+    return run_validate(spark, cfg)
+
+
 def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None,
               as_of: dt.date | None = None) -> StageReport:
     """Score a campaign's offers for eligible users, allocate under the budget, write offer_scores and
@@ -98,12 +105,14 @@ STAGES: dict[str, Callable[..., StageReport]] = {
     "train-als": run_train_als,
     "train-text": run_train_text,
     "train-uplift": run_train_uplift,
+    "validate-and-promote": run_validate_and_promote,
     "score": run_score,
     "evaluate-campaign": run_evaluate_campaign,
     "report": run_report,
 }
 # The main job, in order; later stages (features, models, scoring) join this list.
-RUN_ALL = ("generate", "ingest", "features", "train-als", "train-text", "train-uplift", "score", "report")
+RUN_ALL = ("generate", "ingest", "features", "train-als", "train-text", "train-uplift", "validate-and-promote",
+           "score", "report")
 
 
 def run_all(spark: SparkSession, cfg: Config, force_generate: bool = False) -> list[StageReport]:

@@ -82,3 +82,30 @@ def test_dry_run_and_disabled_change_nothing(registry, mode):
 def test_unknown_mode_is_refused(registry):
     with pytest.raises(ValueError, match="validation.mode"):
         apply_verdict(registry, verdict({"qini": 0.1, "auc": 0.8}, None), "yolo")
+
+
+def test_promotion_remembers_the_replaced_champion_and_rollback_returns_to_it(registry):
+    from promolake.ml.gate import rollback
+
+    v = verdict({"qini": 0.12, "auc": 0.8}, {"qini": 0.1, "auc": 0.75})
+    apply_verdict(registry, v, "enabled")
+    assert registry.get_model_version("m", "2").tags["previous_champion"] == "1"
+    assert rollback(registry, "m", "bad week") == "@champion rolled back from v2 to v1"
+    assert versions(registry, "m") == ("2", "1")
+    assert registry.get_model_version("m", "2").tags["rolled_back"] == "bad week"
+    with pytest.raises(ValueError, match="replaced no earlier champion"):
+        rollback(registry, "m", "again")     # v1 was the first champion
+
+
+def test_manual_promotion_needs_a_reason_and_an_existing_version(registry):
+    from promolake.ml.gate import promote
+
+    with pytest.raises(ValueError, match="needs a reason"):
+        promote(registry, "m", "2", "  ")
+    with pytest.raises(Exception):
+        promote(registry, "m", "7", "no such version")
+    assert versions(registry, "m") == ("2", "1")
+    assert promote(registry, "m", "2", "reviewed by hand") == "@champion moved to v2 by hand (was v1)"
+    tags = registry.get_model_version("m", "2").tags
+    assert tags["validation_status"] == "promoted_manually" and tags["promotion_reason"] == "reviewed by hand"
+    assert promote(registry, "m", "2", "twice") == "v2 is already @champion"

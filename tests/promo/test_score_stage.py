@@ -8,6 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from promolake.common.reporting import StageReport
+from promolake.ml.validate import run_validate
 from promolake.promo.scoring import run_score
 from promolake.promo.train_uplift import run_train_uplift
 from tests.conftest import AS_OF
@@ -23,6 +24,9 @@ def scored(spark, trained):
     cfg = cfg.model_copy(update={"promotion": cfg.promotion.model_copy(update={
         "budget": BUDGET, "control_share": 0.2, "explore_share": 0.1, "cooldown_days": 0})})
     uplift = run_train_uplift(spark, cfg, AS_OF, report=StageReport("train-uplift", out=io.StringIO()))
+    # scoring uses the @champion models: the gate promotes the first ALS and uplift versions
+    run_validate(spark, cfg.model_copy(update={"validation": cfg.validation.model_copy(
+        update={"models": ["als", "uplift"]})}), report=StageReport("validate", out=io.StringIO()))
     report = run_score(spark, cfg, "DEMO01", AS_OF, report=StageReport("score", out=io.StringIO()))
     return cfg, lake, uplift, report
 
@@ -164,3 +168,5 @@ def test_the_report_shows_the_run(spark, scored):
     # shared world may or may not have them, depending on which stage tests ran first)
     assert "alt='budget/profit curve'" in page and page.count("data:image/png;base64,") >= 1
     assert cfg.als.model_name in page and cfg.promotion.model_name in page and "challenger" in page
+    # the gate's verdicts (the scored fixture promoted the first ALS and uplift versions)
+    assert "champion" in page and ">passed<" in page

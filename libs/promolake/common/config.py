@@ -362,6 +362,50 @@ class PromotionConf(_Strict):
         return self
 
 
+class GateConf(_Strict):
+    """Thresholds of one registered model's promotion gate; every metric is "higher is better".
+    minimums: the challenger's holdout value must reach these; tolerances: it may fall at most this
+    far below the champion's value on the same holdout."""
+
+    minimums: dict[str, float] = Field(default_factory=dict)
+    tolerances: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("tolerances")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: t for k, t in v.items() if t < 0}
+        if bad:
+            raise ValueError(f"tolerances must be >= 0, got {bad}")
+        return v
+
+
+GATE_METRICS = {
+    "als": ("ndcg", "recall", "precision", "map", "hit_rate", "coverage", "novelty"),
+    "text": ("ndcg", "recall", "precision", "map", "hit_rate", "coverage", "novelty"),
+    "uplift": ("qini", "auuc", "auc_treated", "auc_control", "uplift_at_10pct", "uplift_at_30pct", "auc_redeem"),
+}
+
+
+class ValidationConf(_Strict):
+    """validate-and-promote (issue: registry): does each model's @challenger replace its @champion?
+    mode: disabled (nothing evaluated), dry_run (verdicts reported, registry untouched), enabled."""
+
+    mode: Literal["disabled", "dry_run", "enabled"] = "enabled"
+    models: list[Literal["als", "text", "uplift"]] = ["als", "text", "uplift"]
+    als: GateConf = GateConf(minimums={"ndcg": 0.01}, tolerances={"ndcg": 0.005, "recall": 0.01})
+    text: GateConf = GateConf(minimums={"ndcg": 0.005}, tolerances={"ndcg": 0.005})
+    uplift: GateConf = GateConf(minimums={"auc_treated": 0.55}, tolerances={"qini": 0.02, "auc_treated": 0.01})
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> "ValidationConf":
+        for kind, known in GATE_METRICS.items():
+            gate = getattr(self, kind)
+            unknown = sorted((set(gate.minimums) | set(gate.tolerances)) - set(known))
+            if unknown:
+                raise ValueError(f"validation.{kind}: unknown metrics {unknown}; known: {list(known)}")
+        return self
+
+
 class Config(_Strict):
     env: Literal[ENVIRONMENTS]  # type: ignore[valid-type]
     spark: SparkConf = SparkConf()
@@ -375,6 +419,7 @@ class Config(_Strict):
     als: AlsConf = AlsConf()
     text: TextConf = TextConf()
     promotion: PromotionConf = PromotionConf()
+    validation: ValidationConf = ValidationConf()
 
 
 def default_conf_dir() -> Path:

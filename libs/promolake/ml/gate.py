@@ -93,6 +93,73 @@ def apply_verdict(client, verdict: Verdict, mode: str) -> str:
         client.set_model_version_tag(name, version, f"validation_champion_{metric}", f"{value:.6g}")
     client.update_model_version(name, version, description=verdict.summary())
     if verdict.passed:
-        client.set_registered_model_alias(name, CHAMPION, version)
+        _move_champion(client, name, version, verdict.champion)
         return f"@champion moved to v{version}" + (f" (was v{verdict.champion})" if verdict.champion else "")
     return f"@champion kept at v{verdict.champion}" if verdict.champion else "no champion: the challenger failed"
+
+
+def _move_champion(client, name: str, version: str, previous: str | None) -> None:
+    """Point @champion at version, remembering the version it replaces (for rollback)."""
+    client.set_model_version_tag(name, version, "previous_champion", previous or "none")
+    client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def promote(client, name: str, version: str, reason: str) -> str:
+    """Manual promotion (a person's decision, e.g. from notebook 05): @champion to `version`, with the
+    reason and the replaced version in the version's tags. Refuses an empty reason."""
+    if not reason.strip():
+        raise ValueError("a manual promotion needs a reason (it is kept in the version's tags)")
+    str(client.get_model_version(name, version).version)   # raises when the version does not exist
+    _, previous = versions(client, name)
+    if previous == str(version):
+        return f"v{version} is already @champion"
+    client.set_model_version_tag(name, str(version), "validation_status", "promoted_manually")
+    client.set_model_version_tag(name, str(version), "promotion_reason", reason)
+    _move_champion(client, name, str(version), previous)
+    return f"@champion moved to v{version} by hand" + (f" (was v{previous})" if previous else "")
+
+
+def rollback(client, name: str, reason: str) -> str:
+    """Point @champion back at the version it replaced (the champion's previous_champion tag)."""
+    _, current = versions(client, name)
+    if current is None:
+        raise ValueError(f"{name} has no @champion to roll back")
+    previous = (client.get_model_version(name, current).tags or {}).get("previous_champion", "none")
+    if previous == "none":
+        raise ValueError(f"{name} v{current} replaced no earlier champion: nothing to roll back to")
+    client.set_model_version_tag(name, current, "rolled_back", reason or "rolled back")
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    return f"@champion rolled back from v{current} to v{previous}"
+
+
+def registry_rows(client, names) -> list[dict]:
+    """Every version of the named models: aliases, as_of, validation verdict and gated numbers, for the
+    report and notebook 05. Aliases come from the registered model (search results leave them empty on
+    the sqlite store); a name the registry does not know gives no rows."""
+    import datetime as dt
+
+    rows = []
+    for name in names:
+        try:
+            found = client.search_model_versions(f"name='{name}'")
+            by_version: dict[str, list[str]] = {}
+            for alias, version in (client.get_registered_model(name).aliases or {}).items():
+                by_version.setdefault(str(version), []).append(alias)
+        except Exception:  # noqa: BLE001 - a registry without the model answers with an error on some stores
+            found, by_version = [], {}
+        for mv in sorted(found, key=lambda m: int(m.version)):
+            tags = mv.tags or {}
+            gated = {k[len("validation_"):]: v for k, v in sorted(tags.items()) if k.startswith("validation_")
+                     and k not in ("validation_status", "validation_champion_version")
+                     and not k.startswith("validation_champion_")}
+            rows.append({"model": name, "version": int(mv.version),
+                         "aliases": ", ".join(sorted(set(mv.aliases or []) | set(by_version.get(str(mv.version), [])))),
+                         "as_of": tags.get("as_of", ""), "holdout": (f"{tags['holdout_start']} .. {tags['holdout_end']}"
+                                                                    if "holdout_start" in tags else ""),
+                         "validation": tags.get("validation_status", "not validated"),
+                         "judged_against": tags.get("validation_champion_version", ""),
+                         "metrics": ", ".join(f"{k} {v}" for k, v in gated.items()),
+                         "run_id": mv.run_id,
+                         "created": dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.timezone.utc)
+                         .strftime("%Y-%m-%d %H:%M UTC")})
+    return rows

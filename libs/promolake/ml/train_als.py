@@ -302,7 +302,7 @@ def run_als(spark: SparkSession, cfg: Config, as_of: dt.date | None = None,
             final = build_split(lake, cfg, events, as_of, user_index, item_index, None)
             factors = fit(spark, final.train, params, ac, engine=engine, pairs=final.pairs).persist()
             report.log(f"final model: {final.pairs:,} pairs before {as_of}, fit {factors.fit_seconds:.1f}s ({engine})")
-            version = log_and_register(lake, factors, user_index, item_index, params, ac, as_of)
+            version = log_and_register(lake, factors, user_index, item_index, params, ac, as_of, test_cut)
             write_outputs(spark, lake, cfg, events, final, factors, user_index, item_index, weights, as_of, version,
                           run.info.run_id, results, report)
             tracking.set_alias(ac.model_name, tracking.CHALLENGER, version)
@@ -351,8 +351,10 @@ def evaluation_rows(results: dict[str, dict[str, dict]], k: int) -> list[dict]:
 
 
 def log_and_register(lake: Lake, factors: Factors, user_index: DataFrame, item_index: DataFrame,
-                     params: AlsParams, ac: AlsConf, as_of: dt.date) -> str:
-    """Log factors + index as a pyfunc model (signature, input example) and register it; returns the version."""
+                     params: AlsParams, ac: AlsConf, as_of: dt.date, test_cut: dt.date) -> str:
+    """Log factors + index as a pyfunc model (signature, input example) and register it; returns the version.
+    Tags: as_of, engine, and the holdout window [test_cut, as_of) of the run's test metrics (the
+    promotion gate evaluates the champion on the same window)."""
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
@@ -375,7 +377,8 @@ def log_and_register(lake: Lake, factors: Factors, user_index: DataFrame, item_i
                                        code_paths=None)
         mlflow.log_dict({"rank": params.rank, "users": len(uid), "items": len(iid), "as_of": str(as_of)},
                         "als_summary.json")
-    return tracking.register(info.model_uri, ac.model_name, tags={"as_of": str(as_of), "engine": factors.engine})
+    return tracking.register(info.model_uri, ac.model_name, tags={
+        "as_of": str(as_of), "engine": factors.engine, "holdout_start": str(test_cut), "holdout_end": str(as_of)})
 
 
 def write_outputs(spark: SparkSession, lake: Lake, cfg: Config, events: DataFrame, final: Split, factors: Factors,

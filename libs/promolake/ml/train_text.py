@@ -258,7 +258,9 @@ def run_text(spark: SparkSession, cfg: Config, as_of: dt.date | None = None,
             tokenizer = load_tokenizer(tc.checkpoint)
             model_uri = log_text_model(model, tokenizer, tc.max_user_len, tc.max_item_len, "text_model",
                                        ["searched: cheap kettle. bought: Acme Tea Cups", "Acme Kettle. Kitchen / Tea"])
-            version = tracking.register(model_uri, tc.model_name, tags={"as_of": str(as_of), "engine": tc.engine})
+            version = tracking.register(model_uri, tc.model_name, tags={
+                "as_of": str(as_of), "engine": tc.engine, "holdout_start": str(test_cut), "holdout_end": str(as_of),
+                "als_version": als.version})
             registered = f"models:/{tc.model_name}/{version}"
             report.log(f"registered {tc.model_name} version {version}")
 

@@ -70,13 +70,32 @@ def eligible_users(s: dict[str, DataFrame], assignments: DataFrame | None, pc: P
     return users.distinct()
 
 
-def latest_candidates(lake: Lake, as_of: dt.date) -> DataFrame | None:
-    """ml.user_candidates of the latest date on or before as_of (None when there is none)."""
-    if not lake.exists("ml.user_candidates"):
+def latest_candidates(lake: Lake, as_of: dt.date, als_version: str | None,
+                      text_version: str | None = None) -> DataFrame | None:
+    """ml.user_candidates of the latest date on or before as_of written by the champion models: the ALS
+    version `als_version` alone, or re-blended with the text version `text_version` (model_version
+    "als:<a>+text:<t>"). None when there is none (or no ALS champion)."""
+    if als_version is None or not lake.exists("ml.user_candidates"):
         return None
-    cands = lake.read("ml.user_candidates")
+    written_by = F.col("model_version") == F.lit(str(als_version))
+    if text_version is not None:
+        written_by = written_by | (F.col("model_version") == F.lit(f"als:{als_version}+text:{text_version}"))
+    cands = lake.read("ml.user_candidates").where(written_by)
     day = cands.where(F.col("as_of") <= F.lit(as_of)).agg(F.max("as_of")).first()[0]
     return None if day is None else cands.where(F.col("as_of") == F.lit(day))
+
+
+class NoChampionError(RuntimeError):
+    """Scoring found no @champion version of the uplift model."""
+
+
+def champion_version(client, name: str) -> str | None:
+    from promolake.common.tracking import CHAMPION
+
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except Exception:  # noqa: BLE001 - MlflowException / RestException: the alias is not set
+        return None
 
 
 def targets(users: DataFrame, offers: DataFrame, members: DataFrame, candidates: DataFrame | None,
@@ -340,10 +359,15 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
                    f"scored as of {as_of}, budget {pc.budget:,.2f}")
         check_offers(offers, s["items"])
         tracking.setup(cfg.mlflow)
-        alias = tracking.CHALLENGER
-        mv = MlflowClient().get_model_version_by_alias(pc.model_name, alias)
-        model = load_uplift_model(f"models:/{pc.model_name}@{alias}")
-        report.log(f"uplift model {pc.model_name} version {mv.version} (@{alias}, {model.learner} learner)")
+        # scoring always uses the champions (promoted by validate-and-promote or by hand), never "latest"
+        client = MlflowClient()
+        version = champion_version(client, pc.model_name)
+        if version is None:
+            raise NoChampionError(f"{pc.model_name} has no @{tracking.CHAMPION} version: run `promolake "
+                                  "validate-and-promote` after train-uplift (validation.mode enabled), or promote a "
+                                  "version by hand (notebooks/05_model_registry)")
+        model = load_uplift_model(f"models:/{pc.model_name}/{version}")
+        report.log(f"uplift model {pc.model_name} version {version} (@{tracking.CHAMPION}, {model.learner} learner)")
         assignments = lake.read("promo.promotion_assignments") if lake.exists("promo.promotion_assignments") else None
         users = eligible_users(s, assignments, pc, campaign_id, as_of).persist()
         n_users = users.count()
@@ -352,14 +376,20 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
         if n_users == 0:
             raise ValueError(f"no eligible users for campaign {campaign_id} as of {as_of}: check promotion.active_days, "
                              "cooldown_days and min_orders")
-        candidates = latest_candidates(lake, as_of)
-        versions = {pc.model_name: str(mv.version)}
+        als_v, text_v = champion_version(client, cfg.als.model_name), champion_version(client, cfg.text.model_name)
+        candidates = latest_candidates(lake, as_of, als_v, text_v)
+        if candidates is not None:
+            got = candidates.select("as_of", "model_version").first()
+            report.log(f"item candidates: ml.user_candidates of {got.as_of} (written by {got.model_version}; "
+                       f"champions: {cfg.als.model_name} v{als_v}, {cfg.text.model_name} v{text_v or '-'})")
+        versions = {pc.model_name: version}
         if candidates is not None and offers.where(F.col("scope") == "item").limit(1).count():
             versions.update({r.name: r.version for r in candidates.select(
                 F.lit(cfg.als.model_name).alias("name"), F.col("model_version").alias("version")).distinct().collect()})
         elif offers.where(F.col("scope") == "item").limit(1).count():
-            report.note("no ml.user_candidates on or before the date: item-scoped offers get no targets "
-                        "(run train-als first)")
+            report.note(f"no ml.user_candidates on or before {as_of} written by the @{tracking.CHAMPION} ALS model "
+                        f"({als_v or 'none'}): item-scoped offers get no targets (run train-als and "
+                        "validate-and-promote first)")
         model_versions, run_ids = model_lineage(versions)
         stamp = [F.lit(as_of).alias("as_of"),
                  F.create_map(*[x for k, v in model_versions.items() for x in (F.lit(k), F.lit(v))]).alias("model_versions"),

@@ -76,10 +76,15 @@ def with_own_campaigns(spark: SparkSession, lake: Lake, s: dict[str, DataFrame],
     return out
 
 
-def training_rows(s: dict[str, DataFrame], as_of: dt.date, report: StageReport | None = None) -> pd.DataFrame:
-    """Model rows of every campaign that ended before as_of, features as of each campaign's start."""
+def training_rows(s: dict[str, DataFrame], as_of: dt.date, report: StageReport | None = None,
+                  campaigns: list[str] | None = None) -> pd.DataFrame:
+    """Model rows of every campaign that ended before as_of (only `campaigns` when given), features as
+    of each campaign's start."""
     members = scope_members(s["campaigns"], s["items"], s["campaign_items"]).persist()
-    rows = exposure_rows(s["exposures"], s["campaigns"], as_of).persist()
+    rows = exposure_rows(s["exposures"], s["campaigns"], as_of)
+    if campaigns is not None:
+        rows = rows.where(F.col("campaign_id").isin(*campaigns))
+    rows = rows.persist()
     starts = sorted({(r.campaign_id, r.start) for r in rows.select(
         "campaign_id", F.to_date("start_ts").alias("start")).distinct().collect()}, key=lambda x: (x[1], x[0]))
     parts = []
@@ -151,7 +156,8 @@ def run_train_uplift(spark: SparkSession, cfg: Config, as_of: dt.date | None = N
                                "campaigns": rows.campaign_id.nunique(), "redeem_share": round(final.redeem_share, 4),
                                "holdout_share": pc.holdout_share})
             mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items() if v == v})
-            version = log_uplift_model(final, rows[list(FEATURES)].head(5), pc.model_name, as_of)
+            version = log_uplift_model(final, rows[list(FEATURES)].head(5), pc.model_name, as_of,
+                                       holdout_tags(holdout, as_of))
             tracking.set_alias(pc.model_name, tracking.CHALLENGER, version)
             report.note(f"registered {pc.model_name} version {version} ({final.learner} learner) with alias "
                         f"@{tracking.CHALLENGER} (MLflow run {run.info.run_id})")
@@ -160,7 +166,18 @@ def run_train_uplift(spark: SparkSession, cfg: Config, as_of: dt.date | None = N
     return report
 
 
-def log_uplift_model(model: UpliftModel, example: pd.DataFrame, name: str, as_of: dt.date) -> str:
+def holdout_tags(holdout: pd.DataFrame, as_of: dt.date) -> dict[str, str]:
+    """The holdout of the run's metrics, as model version tags: its campaigns and the day the first
+    of them started (the promotion gate evaluates the champion on the same campaigns)."""
+    if holdout.empty:
+        return {}
+    start = pd.Timestamp(holdout["start_ts"].min()).date()
+    return {"holdout_campaigns": ",".join(sorted(holdout["campaign_id"].unique())), "holdout_start": str(start),
+            "holdout_end": str(as_of)}
+
+
+def log_uplift_model(model: UpliftModel, example: pd.DataFrame, name: str, as_of: dt.date,
+                     extra_tags: dict[str, str] | None = None) -> str:
     """Log the model as an MLflow pyfunc (input: FEATURES, output: probabilities) and register it."""
     import mlflow
     from mlflow.models import infer_signature
@@ -174,4 +191,5 @@ def log_uplift_model(model: UpliftModel, example: pd.DataFrame, name: str, as_of
         signature = infer_signature(example, model.predict(example))
         info = mlflow.pyfunc.log_model(name="uplift_model", python_model=UpliftPyfunc(), artifacts={"model": path},
                                        signature=signature, input_example=example)
-    return tracking.register(info.model_uri, name, tags={"as_of": str(as_of), "learner": model.learner})
+    return tracking.register(info.model_uri, name, tags={"as_of": str(as_of), "learner": model.learner,
+                                                         **(extra_tags or {})})

@@ -171,25 +171,10 @@ def registry_section(cfg: Config) -> Section:
     from mlflow import MlflowClient
 
     from promolake.common import tracking
+    from promolake.ml.gate import registry_rows
 
     tracking.setup(cfg.mlflow)
-    client = MlflowClient()
-    rows = []
-    for name in (cfg.als.model_name, cfg.text.model_name, cfg.promotion.model_name):
-        try:
-            found = client.search_model_versions(f"name='{name}'")
-            # search results do not carry aliases on every store: the registered model does
-            by_version: dict[str, list[str]] = {}
-            for alias, version in (client.get_registered_model(name).aliases or {}).items():
-                by_version.setdefault(str(version), []).append(alias)
-        except Exception:  # noqa: BLE001 - a registry without the model answers with an error on some stores
-            found, by_version = [], {}
-        for mv in sorted(found, key=lambda m: int(m.version)):
-            aliases = sorted(set(mv.aliases or []) | set(by_version.get(str(mv.version), [])))
-            rows.append({"model": name, "version": int(mv.version), "aliases": ", ".join(aliases),
-                         "as_of": (mv.tags or {}).get("as_of", ""), "run_id": mv.run_id,
-                         "created": dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.timezone.utc)
-                         .strftime("%Y-%m-%d %H:%M UTC")})
+    rows = registry_rows(MlflowClient(), (cfg.als.model_name, cfg.text.model_name, cfg.promotion.model_name))
     return Section("Model registry", [Table(rows, f"MLflow registry at {cfg.mlflow.registry_uri or cfg.mlflow.tracking_uri}")
                                       if rows else Note("no registered models yet")])
 
