@@ -24,11 +24,38 @@ def scored(spark, trained):
     cfg = cfg.model_copy(update={"promotion": cfg.promotion.model_copy(update={
         "budget": BUDGET, "control_share": 0.2, "explore_share": 0.1, "cooldown_days": 0})})
     uplift = run_train_uplift(spark, cfg, AS_OF, report=StageReport("train-uplift", out=io.StringIO()))
-    # scoring uses the @champion models: the gate promotes the first ALS and uplift versions
+    # scoring uses the @champion models. The gate promotes the first ALS version; the uplift model of this
+    # tiny world is at chance (holdout AUC 0.5) and the gate rejects it (checked below), so these tests of
+    # the scoring mechanics promote it by hand, as a person would from notebook 05.
     run_validate(spark, cfg.model_copy(update={"validation": cfg.validation.model_copy(
         update={"models": ["als", "uplift"]})}), report=StageReport("validate", out=io.StringIO()))
+    promote_uplift_by_hand(cfg)
     report = run_score(spark, cfg, "DEMO01", AS_OF, report=StageReport("score", out=io.StringIO()))
     return cfg, lake, uplift, report
+
+
+def promote_uplift_by_hand(cfg) -> None:
+    from mlflow import MlflowClient
+
+    from promolake.common import tracking
+    from promolake.ml import gate
+
+    tracking.setup(cfg.mlflow)
+    client = MlflowClient()
+    challenger, champion = gate.versions(client, cfg.promotion.model_name)
+    if champion is None:
+        gate.promote(client, cfg.promotion.model_name, challenger, "tiny test world: scoring mechanics only")
+
+
+def test_the_gate_rejected_the_chance_level_uplift_model(scored):
+    from mlflow import MlflowClient
+
+    cfg = scored[0]
+    mv = MlflowClient().get_model_version(cfg.promotion.model_name, "1")
+    assert "FAILED the promotion gate" in mv.description and "auc_treated" in mv.description
+    assert mv.tags["promotion_reason"].startswith("tiny test world")
+    als = MlflowClient().get_model_version_by_alias(cfg.als.model_name, "champion")
+    assert als.tags["validation_status"] == "passed"
 
 
 def test_uplift_model_is_registered_with_holdout_metrics(scored):
