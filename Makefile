@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap demo test test-fast lock clean-lake help
+.PHONY: bootstrap demo test test-fast test-long bench-scale lock clean-lake help
 
 help:
 	@echo "make demo   - set up and run the main job end to end on embedded defaults"
@@ -25,6 +25,15 @@ test: bootstrap
 
 test-fast: bootstrap
 	$(PY) -m pytest -m "not slow and not realdata" $(PYTEST_ARGS)
+
+# the long reliability suites: every fault point, 200 fuzz examples per property (about an hour)
+test-long: bootstrap
+	PROMOLAKE_LONG_TESTS=1 PROMOLAKE_FUZZ_EXAMPLES=200 $(PY) -m pytest tests/test_faults.py \
+	  tests/silver/test_fuzz_landing.py tests/common/test_config_fuzz.py $(PYTEST_ARGS)
+
+# the scale curve (bench/scale.py): the whole pipeline at 1e5, 1e6 and 1e7 events (hours on 2 cores)
+bench-scale: bootstrap
+	$(PY) bench/scale.py
 
 lock: bootstrap
 	bash scripts/lock.sh

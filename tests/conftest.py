@@ -84,3 +84,35 @@ def trained(spark, tmp_path_factory):
     cfg = generated_world(spark, tmp_path_factory.mktemp("als") / "lakehouse", WORLD)
     report = run_als(spark, cfg, report=StageReport("als", out=io.StringIO()))
     return cfg, Lake(spark, cfg.lake), report
+
+
+def promote_uplift_by_hand(cfg) -> None:
+    """@champion to the uplift @challenger when there is no champion yet. The uplift model of the tiny test
+    worlds is at chance and the gate rejects it (tests/promo/test_score_stage.py checks that); tests of the
+    scoring mechanics promote it by hand, as a person would from notebook 05."""
+    from mlflow import MlflowClient
+
+    from promolake.common import tracking
+    from promolake.ml import gate
+
+    tracking.setup(cfg.mlflow)
+    client = MlflowClient()
+    challenger, champion = gate.versions(client, cfg.promotion.model_name)
+    if champion is None:
+        gate.promote(client, cfg.promotion.model_name, challenger, "tiny test world: scoring mechanics only")
+
+
+def ensure_uplift_champion(trained) -> None:
+    """An @champion uplift model on the trained world (for scoring): the score stage tests leave one;
+    when they have not run, this trains one and promotes it by hand."""
+    from mlflow import MlflowClient
+
+    from promolake.common import tracking
+    from promolake.ml import gate
+    from promolake.promo.train_uplift import run_train_uplift
+
+    cfg, lake, _ = trained
+    tracking.setup(cfg.mlflow)
+    if gate.versions(MlflowClient(), cfg.promotion.model_name)[1] is None:
+        run_train_uplift(lake.spark, cfg, AS_OF, report=StageReport("train-uplift", out=io.StringIO()))
+        promote_uplift_by_hand(cfg)

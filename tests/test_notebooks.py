@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from promolake.notebook import LocalWidgets, conf_overrides, run_notebook
-from tests.conftest import AS_OF, WORLD
+from tests.conftest import AS_OF, WORLD, ensure_uplift_champion
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.py"))
 FOR_DATA_ENGINEERS = ["01_explore_lake.py", "02_profiles_and_trends.py", "03_recommendations.py",
@@ -67,27 +67,6 @@ def run(trained):
 
     yield run_
     mp.undo()
-
-
-def ensure_uplift_champion(trained) -> None:
-    """An @champion uplift model for notebook 04: the score stage tests leave one (promoted by hand: the
-    tiny world's model is at chance and the gate rejects it); run alone, this trains and promotes one."""
-    import io
-
-    from mlflow import MlflowClient
-
-    from promolake.common import tracking
-    from promolake.common.reporting import StageReport
-    from promolake.ml import gate
-    from promolake.promo.train_uplift import run_train_uplift
-
-    cfg, lake, _ = trained
-    tracking.setup(cfg.mlflow)
-    client = MlflowClient()
-    if gate.versions(client, cfg.promotion.model_name)[1] is None:
-        run_train_uplift(lake.spark, cfg, AS_OF, report=StageReport("train-uplift", out=io.StringIO()))
-        challenger = gate.versions(client, cfg.promotion.model_name)[0]
-        gate.promote(client, cfg.promotion.model_name, challenger, "tiny test world: notebook run only")
 
 
 @pytest.mark.spark

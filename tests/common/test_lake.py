@@ -129,3 +129,19 @@ def test_arrays_without_null_elements_fit_a_declared_nullable_array(spark, tmp_p
     assert df.schema["features"].dataType.containsNull is False
     assert lake.upsert(df, "ml.als_user_factors").inserted == 1
     assert lake.read("ml.als_user_factors").first().features == [1.0]
+
+
+@pytest.mark.parametrize("name", ["ConcurrentAppendException", "ConcurrentDeleteReadException",
+                                  "MetadataChangedException"])
+def test_a_concurrent_writer_conflict_is_refused_naming_the_table(spark, name):
+    """Delta's conflict exceptions share no Python base class; every one becomes ConcurrentWriteError
+    (found by tests/test_faults.py: a ConcurrentAppendException went through as an unhandled error)."""
+    import delta.exceptions as dx
+
+    from promolake.common.lake import ConcurrentWriteError, _committed
+
+    def commit():
+        raise getattr(dx, name)(desc="Files were added to partition [campaign_id=C1]", stackTrace="")
+
+    with pytest.raises(ConcurrentWriteError, match=r"promo.promotion_assignments: another run committed"):
+        _committed("promo.promotion_assignments", commit)

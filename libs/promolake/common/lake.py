@@ -16,8 +16,36 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from promolake.common import faults
 from promolake.common.config import LakeConf, validate_identifier
 from promolake.common.tables import TABLES, TableSpec, spec
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another writer committed a conflicting change to the same table (Delta optimistic concurrency):
+    nothing of this write was committed."""
+
+
+def _conflicts() -> tuple[type[BaseException], ...]:
+    """Delta's optimistic-concurrency exceptions. In Python they share no base class of their own (each
+    derives from pyspark's CapturedException), so they are listed by name."""
+    import delta.exceptions as dx
+
+    return tuple(getattr(dx, n) for n in dir(dx) if n.startswith(("Concurrent", "DeltaConcurrent"))
+                 or n in ("MetadataChangedException", "ProtocolChangedException"))
+
+
+def _committed(table: str, commit) -> None:
+    """Run one Delta commit; a conflict with a concurrent writer becomes ConcurrentWriteError naming the
+    table (the commit is all-or-nothing: nothing of ours is in the table)."""
+    faults.point(f"before_commit:{table}")
+    try:
+        commit()
+    except _conflicts() as err:
+        raise ConcurrentWriteError(
+            f"{table}: another run committed a conflicting change first ({type(err).__name__}); nothing of this "
+            "run's write was committed. Re-run the stage once the other run has finished.") from err
+    faults.point(f"after_commit:{table}")
 
 
 class SchemaMismatchError(ValueError):
@@ -123,9 +151,9 @@ class Lake:
         # mergeSchema: a table created by an older version gains columns added to its declared schema.
         writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
         if self.conf.mode == "path":
-            writer.save(self.location(table))
+            _committed(table, lambda: writer.save(self.location(table)))
         else:
-            writer.saveAsTable(self.location(table).replace("`", ""))
+            _committed(table, lambda: writer.saveAsTable(self.location(table).replace("`", "")))
 
     def upsert(self, df: DataFrame, table: str, update_when: str | None = None,
                insert_only: bool = False, replace_slice: Mapping[str, Any] | None = None) -> WriteResult:
@@ -162,7 +190,7 @@ class Lake:
         merge = merge.whenNotMatchedInsertAll()
         if in_slice is not None:
             merge = merge.whenNotMatchedBySourceDelete(condition=in_slice)
-        merge.execute()
+        _committed(table, merge.execute)
         metrics = self._last_metrics(table)
         return WriteResult(table, metrics.get("numTargetRowsInserted", 0), metrics.get("numTargetRowsUpdated", 0),
                            metrics.get("numTargetRowsDeleted", 0))
@@ -177,7 +205,8 @@ class Lake:
         if not self.exists(table):
             return 0
         on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in t.keys)
-        self.delta_table(table).alias("t").merge(keys.distinct().alias("s"), on).whenMatchedDelete().execute()
+        _committed(table, self.delta_table(table).alias("t").merge(keys.distinct().alias("s"), on)
+                   .whenMatchedDelete().execute)
         return self._last_metrics(table).get("numTargetRowsDeleted", 0)
 
     def _last_metrics(self, table: str) -> dict[str, int]:

@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+from promolake.common import faults
 from promolake.common.config import MlflowConf
 
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -56,6 +57,7 @@ def register(model_uri: str, name: str, tags: dict[str, str] | None = None, retr
     for attempt in range(retries):
         try:
             mv = mlflow.register_model(model_uri, name, tags=tags)
+            faults.point(f"after_register:{name}")
             return str(mv.version)
         except Exception as exc:  # noqa: BLE001 - re-raised with context after the last attempt
             if attempt == retries - 1:
@@ -67,4 +69,5 @@ def register(model_uri: str, name: str, tags: dict[str, str] | None = None, retr
 def set_alias(name: str, alias: str, version: str) -> None:
     from mlflow import MlflowClient
 
+    faults.point(f"before_alias:{name}:{alias}")
     MlflowClient().set_registered_model_alias(name, alias, version)

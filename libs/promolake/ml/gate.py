@@ -100,7 +100,10 @@ def apply_verdict(client, verdict: Verdict, mode: str) -> str:
 
 def _move_champion(client, name: str, version: str, previous: str | None) -> None:
     """Point @champion at version, remembering the version it replaces (for rollback)."""
+    from promolake.common import faults
+
     client.set_model_version_tag(name, version, "previous_champion", previous or "none")
+    faults.point(f"before_alias:{name}:{CHAMPION}")
     client.set_registered_model_alias(name, CHAMPION, version)
 
 
