@@ -94,6 +94,26 @@ def test_evaluation_table_has_als_text_and_blends_on_every_view(text_trained):
     assert als_rows > 0
 
 
+def test_the_gate_evaluates_a_text_version_as_the_stage_did(spark, text_trained):
+    """validate-and-promote evaluates a champion text model with the stage's own test evaluation on the
+    challenger's holdout: run on the registered challenger itself (the model trained before its holdout),
+    it reproduces the text list's metrics its training run logged."""
+    from mlflow import MlflowClient
+
+    from promolake.ml import validate as val
+
+    cfg, lake, _ = text_trained
+    client = MlflowClient()
+    mv = client.get_model_version_by_alias(cfg.text.model_name, "challenger")
+    holdout = val.holdout_of(mv)
+    assert holdout.end == AS_OF and (holdout.end - holdout.start).days == cfg.als.horizon_days
+    logged = val.run_metrics("text", client.get_run(mv.run_id).data.metrics, cfg)
+    got = val.evaluate_text_version(spark, lake, cfg, f"models:/{mv.name}/{mv.version}", holdout,
+                                    mv.tags["als_version"], StageReport("validate", out=io.StringIO()))
+    for metric in ("ndcg", "recall", "hit_rate"):
+        assert got[metric] == pytest.approx(logged[metric], abs=1e-4), metric
+
+
 def test_rerunning_the_date_replaces_it(spark, text_trained):
     cfg, lake, _ = text_trained
     before = {t: at(lake, t).count() for t in TEXT_TABLES[:4]}

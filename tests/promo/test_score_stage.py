@@ -46,6 +46,25 @@ def test_the_gate_rejected_the_chance_level_uplift_model(scored):
     assert als.tags["validation_status"] == "passed"
 
 
+def test_the_gate_rebuilds_the_holdout_the_uplift_stage_evaluated_on(spark, scored):
+    """The champion uplift model is judged on exactly the challenger's held-out campaigns: rebuilt from
+    the version's tags, they hold the rows (and treated rows) the training run evaluated on."""
+    from mlflow import MlflowClient
+
+    from promolake.ml import validate as val
+
+    cfg, lake, _, _ = scored
+    client = MlflowClient()
+    mv = client.get_model_version(cfg.promotion.model_name, "1")
+    holdout = val.holdout_of(mv)
+    assert holdout.campaigns and holdout.end == AS_OF
+    logged = val.run_metrics("uplift", client.get_run(mv.run_id).data.metrics, cfg)
+    got = val.evaluate_uplift_version(spark, lake, cfg, f"models:/{mv.name}/1", holdout,
+                                      StageReport("validate", out=io.StringIO()))
+    assert (got["rows"], got["treated_rows"]) == (logged["rows"], logged["treated_rows"])
+    assert 0 <= got["auc_treated"] <= 1
+
+
 def test_uplift_model_is_registered_with_holdout_metrics(scored):
     from mlflow import MlflowClient
 
