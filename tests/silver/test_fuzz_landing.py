@@ -31,7 +31,7 @@ from promolake.silver.rules import RULE_DOCS
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-EXAMPLES = int(os.environ.get("PROMOLAKE_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("PROMOLAKE_FUZZ_EXAMPLES", "3"))
 CONF = Path(__file__).resolve().parents[2] / "conf"
 FUZZED = ("users", "items", "events", "reviews")
 MAX_TEXT = 500   # ingest.max_text_length in these tests, so that "huge" strings are cheap
