@@ -21,6 +21,7 @@ CORE = [
     "matplotlib==3.11.2",
     "implicit==0.7.3",
     "optuna==5.0.0",
+    "tenacity==9.2.1",           # retries with back-off for transient failures (promolake.common.retry)
 ]
 TRAIN = [
     "torch==2.13.0",
@@ -37,6 +38,7 @@ DEV = [
     "chispa==0.11.1",
     "psutil==7.2.2",
     "pytest-timeout==2.4.0",
+    "pyflakes==3.4.0",
     "hypothesis==6.170.15",
     "databricks-sdk==0.156.0",   # the bundle check validates jobs against its JobSettings model
 ]

@@ -22,6 +22,7 @@ import sys
 from typing import Sequence
 
 from promolake.common.config import ENVIRONMENTS, Config, ConfigError, load_config
+from promolake.common.retry import TransientFailure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,10 +101,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.stage in ("promote", "rollback"):
         return registry_command(cfg, args)
-    from promolake import pipeline
     from promolake.common.spark import get_spark
 
     spark = get_spark(cfg.spark)
+    try:
+        run_stage(spark, cfg, args)
+    except TransientFailure as err:
+        # retried with back-off already (promolake.common.retry); the stage summary above says FAILED
+        print(f"promolake {args.stage}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_stage(spark, cfg: Config, args: argparse.Namespace) -> None:
+    from promolake import pipeline
+
     if args.stage == "generate":
         pipeline.run_generate(spark, cfg, force=args.force)
     elif args.stage == "ingest":
@@ -130,7 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline.run_all(spark, cfg, force_generate=args.force_generate)
     elif args.stage == "tables":
         print_tables(spark, cfg)
-    return 0
 
 
 def registry_command(cfg: Config, args: argparse.Namespace) -> int:
@@ -141,14 +152,14 @@ def registry_command(cfg: Config, args: argparse.Namespace) -> int:
     from promolake.ml import gate
     from promolake.ml.validate import model_name
 
-    tracking.setup(cfg.mlflow)
     name = model_name(cfg, args.model)
     try:
+        tracking.setup(cfg.mlflow, cfg.retries)
         if args.stage == "promote":
             said = gate.promote(MlflowClient(), name, args.version, args.reason)
         else:
             said = gate.rollback(MlflowClient(), name, args.reason)
-    except Exception as err:  # noqa: BLE001 - unknown version / nothing to roll back: one clear line
+    except Exception as err:  # noqa: BLE001 - unknown version, nothing to roll back, no server: one clear line
         print(f"promolake {args.stage}: {name}: {err}", file=sys.stderr)
         return 1
     print(f"{name}: {said}")

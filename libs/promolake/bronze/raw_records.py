@@ -15,6 +15,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from promolake.common import retry
+from promolake.common.config import RetryConf
 from promolake.common.files import FileInfo, read_text
 from promolake.common.pii import hash_identifier
 from promolake.landing.contract import FILE_FORMATS, Source
@@ -83,17 +85,29 @@ def _unreadable(spark: SparkSession, f: FileInfo, error: str) -> DataFrame:
     return spark.createDataFrame([(f"unreadable file: {error[:500]}", f.path, f.mtime)], schema)
 
 
-def read_raw_records(spark: SparkSession, files: list[FileInfo], source: Source, salt: str) -> DataFrame:
+def read_raw_records(spark: SparkSession, files: list[FileInfo], source: Source, salt: str,
+                     retries: RetryConf | None = None) -> DataFrame:
     """Bronze rows (before run metadata) for the given landing files of one source.
 
     Files are read in groups of one format (CSV groups also share a header line); a group that
-    fails to read is retried file by file, and a file that still fails becomes one corrupt record.
+    fails to read is retried file by file, and a file that still fails becomes one corrupt record
+    (quarantined: Spark cannot parse it). A file that cannot be read for a reason that may pass (it
+    vanished after listing, permission or storage errors: promolake.common.retry.transient_io) is
+    tried again with back-off and then stops the ingest with retry.TransientFailure naming the file:
+    it is not quarantined, so a later run reads it once it is readable.
     """
+    retries = retries or RetryConf()
+    hint = "it stays unprocessed (not quarantined); the next ingest run reads it once it is readable"
+
+    def patiently(fn, path: str):
+        return retry.call(fn, f"reading landing file {path}", retries, retry.transient_io, hint=hint)
+
     groups: dict[tuple[str, str], list[FileInfo]] = defaultdict(list)
     for f in files:
         fmt = file_format(f.path)
         if fmt:
-            groups[(fmt, _csv_header(spark, f.path) if fmt == "csv" else "")].append(f)
+            header = patiently(lambda: _csv_header(spark, f.path), f.path) if fmt == "csv" else ""
+            groups[(fmt, header)].append(f)
     parts: list[DataFrame] = []
     for (fmt, _), group in groups.items():
         try:
@@ -101,7 +115,10 @@ def read_raw_records(spark: SparkSession, files: list[FileInfo], source: Source,
         except Exception:  # noqa: BLE001 - isolate the bad file below
             for f in group:
                 try:
-                    parts.append(_with_file_info(_read_group(spark, fmt, [f.path]), [f], source, salt))
+                    parts.append(patiently(lambda: _with_file_info(_read_group(spark, fmt, [f.path]), [f], source, salt),
+                                           f.path))
+                except retry.TransientFailure:
+                    raise
                 except Exception as err:  # noqa: BLE001 - a file Spark cannot parse is quarantined, not fatal
                     parts.append(to_raw_records(_unreadable(spark, f, _error_text(err)), source, salt))
     if not parts:
@@ -148,8 +165,12 @@ def _norm(uri: str) -> str:
 
 
 def _csv_header(spark: SparkSession, path: str) -> str:
-    """The header line of a CSV file, read directly (no Spark job per file)."""
-    return read_text(spark, path, max_lines=1) or ""
+    """The header line of a CSV file, read directly (no Spark job per file). A listed file that is gone
+    raises FileNotFoundError (transient: it may be back, e.g. while an upload replaces it)."""
+    text = read_text(spark, path, max_lines=1)
+    if text is None:
+        raise FileNotFoundError(f"listed landing file is gone: {path}")
+    return text
 
 
 def _raw_schema(source: Source) -> T.StructType:

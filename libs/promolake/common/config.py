@@ -180,6 +180,16 @@ class FeaturesConf(_Strict):
     reports_root: str = "lakehouse/reports"
 
 
+class RetryConf(_Strict):
+    """Transient failures (a landing file that cannot be read for a moment, an unavailable MLflow server
+    or a locked registry store): tried up to `attempts` times, waiting initial_backoff_s, then twice as
+    long each time up to max_backoff_s, before the stage fails with a message saying what and why."""
+
+    attempts: int = Field(4, ge=1, le=20)
+    initial_backoff_s: float = Field(1.0, gt=0, le=60)
+    max_backoff_s: float = Field(30.0, gt=0, le=600)
+
+
 class MlflowConf(_Strict):
     """Where runs and registered models go. Locally: a sqlite tracking store (which gives a model
     registry with aliases) and an artifact folder under the lake home; on Databricks: "databricks"
@@ -416,6 +426,7 @@ class Config(_Strict):
     ingest: IngestConf = IngestConf()
     features: FeaturesConf = FeaturesConf()
     mlflow: MlflowConf = MlflowConf()
+    retries: RetryConf = RetryConf()
     als: AlsConf = AlsConf()
     text: TextConf = TextConf()
     promotion: PromotionConf = PromotionConf()

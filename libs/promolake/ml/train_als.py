@@ -264,7 +264,7 @@ def run_als(spark: SparkSession, cfg: Config, as_of: dt.date | None = None,
                                   .unionByName(history.where(F.col("item_id").isNotNull()).select("item_id")),
                                   "item_id", "ml.als_item_index", as_of)
         report.log(f"index: {user_index.count():,} users, {item_index.count():,} items")
-        tracking.setup(cfg.mlflow)
+        tracking.setup(cfg.mlflow, cfg.retries)
         with mlflow.start_run(run_name=f"als {as_of}") as run:
             mlflow.set_tags({"promolake.stage": "als", "promolake.as_of": str(as_of)})
             # validation: choose parameters and blend weights

@@ -200,7 +200,7 @@ def run_text(spark: SparkSession, cfg: Config, as_of: dt.date | None = None,
                 F.col("as_of") == F.lit(as_of)).isEmpty():
             raise MissingAlsModelError(f"ml.user_candidates has no rows for {as_of}: run `promolake train-als "
                                        f"--as-of {as_of}` first")
-        tracking.setup(cfg.mlflow)
+        tracking.setup(cfg.mlflow, cfg.retries)
         als = als_inputs(cfg)
         events = (lake.read("silver.events").where(F.col("event_ts") < as_of_start(as_of))
                   .select("user_id", "item_id", "event_type", "event_ts").persist(MEM))

@@ -224,7 +224,7 @@ def run_validate(spark: SparkSession, cfg: Config, report: StageReport | None = 
             report.note("validation.mode is disabled: no model evaluated, no alias moved")
             return report
         lake = Lake(spark, cfg.lake)
-        tracking.setup(cfg.mlflow)
+        tracking.setup(cfg.mlflow, cfg.retries)
         client = MlflowClient()
         rows = []
         for kind in vc.models:

@@ -171,7 +171,7 @@ def run_evaluate_campaign(spark: SparkSession, cfg: Config, campaign_id: str | N
         report.section(f"campaign {campaign_id}: offers against control (95% CI)", [
             {k: (round(v, 4) if isinstance(v, float) and v == v else v) for k, v in r.items()
              if k not in ("control_users",)} for r in results])
-        tracking.setup(cfg.mlflow)
+        tracking.setup(cfg.mlflow, cfg.retries)
         with mlflow.start_run(run_name=f"evaluate {campaign_id}"):
             mlflow.set_tags({"promolake.stage": "evaluate-campaign", "promolake.campaign_id": campaign_id})
             mlflow.log_metrics({f"{r['arm'].replace(' ', '_')}.{r['offer_id']}.{r['metric']}": r["value"]

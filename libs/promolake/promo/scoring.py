@@ -358,7 +358,7 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
         report.log(f"campaign {campaign_id} ({source}): {offers.count()} offers, window {window[0]} .. {window[1]}, "
                    f"scored as of {as_of}, budget {pc.budget:,.2f}")
         check_offers(offers, s["items"])
-        tracking.setup(cfg.mlflow)
+        tracking.setup(cfg.mlflow, cfg.retries)
         # scoring always uses the champions (promoted by validate-and-promote or by hand), never "latest"
         client = MlflowClient()
         version = champion_version(client, pc.model_name)

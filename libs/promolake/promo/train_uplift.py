@@ -148,7 +148,7 @@ def run_train_uplift(spark: SparkSession, cfg: Config, as_of: dt.date | None = N
                        f"(trained on {train.campaign_id.nunique()} campaigns, {len(train):,} exposures)",
                        [{"metric": k, "value": round(v, 4)} for k, v in metrics.items()])
         final = fit_uplift(rows, FEATURES, pc.learner, pc.seed, n_jobs, pc.redeem_share)
-        tracking.setup(cfg.mlflow)
+        tracking.setup(cfg.mlflow, cfg.retries)
         with mlflow.start_run(run_name=f"uplift {as_of}") as run:
             mlflow.set_tags({"promolake.stage": "train-uplift", "promolake.as_of": str(as_of)})
             mlflow.log_params({"learner": final.learner, "as_of": str(as_of), "features": ",".join(FEATURES),

@@ -173,7 +173,7 @@ def registry_section(cfg: Config) -> Section:
     from promolake.common import tracking
     from promolake.ml.gate import registry_rows
 
-    tracking.setup(cfg.mlflow)
+    tracking.setup(cfg.mlflow, cfg.retries)
     rows = registry_rows(MlflowClient(), (cfg.als.model_name, cfg.text.model_name, cfg.promotion.model_name))
     return Section("Model registry", [Table(rows, f"MLflow registry at {cfg.mlflow.registry_uri or cfg.mlflow.tracking_uri}")
                                       if rows else Note("no registered models yet")])

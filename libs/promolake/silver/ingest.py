@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from promolake.bronze.raw_records import add_run_metadata, new_files, read_raw_records
 from promolake.common import files
-from promolake.common.config import Config
+from promolake.common.config import Config, RetryConf
 from promolake.common.lake import Lake, WriteResult
 from promolake.common.pii import resolve_salt
 from promolake.common.reporting import StageReport
@@ -53,7 +53,7 @@ def check_batch(batch: DataFrame, source: Source, settings: RuleSettings,
 
 
 def land_to_bronze(spark: SparkSession, lake: Lake, landing_root: str, source: Source, salt: str,
-                   run_id: str) -> int:
+                   run_id: str, retries: RetryConf | None = None) -> int:
     """Append the source's new landing files to bronze in one commit; returns the number of files."""
     table = f"bronze.{source.name}"
     listed = files.list_files(spark, f"{landing_root.rstrip('/')}/{source.name}")
@@ -61,7 +61,7 @@ def land_to_bronze(spark: SparkSession, lake: Lake, landing_root: str, source: S
     todo = new_files(listed, seen)
     if not todo:
         return 0
-    raw = read_raw_records(spark, todo, source, salt)
+    raw = read_raw_records(spark, todo, source, salt, retries)
     lake.append(add_run_metadata(raw, run_id), table)
     return len(todo)
 
@@ -143,7 +143,7 @@ def _ingest_sources(spark: SparkSession, cfg: Config, lake: Lake, salt: str, set
     for n, name in enumerate([s for s in ORDER if s in cfg.ingest.sources], start=1):
         source = SOURCES[name]
         report.log(f"{name}: reading new landing files ({n}/{len(cfg.ingest.sources)})")
-        n_files = land_to_bronze(spark, lake, cfg.landing.root, source, salt, run_id)
+        n_files = land_to_bronze(spark, lake, cfg.landing.root, source, salt, run_id, cfg.retries)
         report.log(f"{name}: {n_files} new file(s) in bronze; validating into silver")
         counts = bronze_to_silver(lake, source, settings, run_id, cfg.ingest.check_orphans)
         log_run(lake, run_id, name, n_files, counts)
