@@ -113,6 +113,101 @@ def test_ingest_killed_then_rerun_equals_an_uninterrupted_run(spark, landing, tm
         assert got[name] == expected[name], f"{name} differs after a kill at {point}"
 
 
+# ----- a real process killed: os._exit at a commit, SIGKILL at a random moment --------------------------
+
+def ingest_process(home: Path, fault: str | None = None):
+    """`promolake ingest` on the lake at home, as a separate process (its own JVM)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMOLAKE_HOME": str(home), "PROMOLAKE_PII_SALT": "faults"}
+    env.pop(faults.ENV, None)
+    if fault:
+        env.update({faults.ENV: fault, faults.MODE_ENV: "exit"})
+    args = [sys.executable, "-m", "promolake.cli", "ingest", "--conf", "ingest.sources=[users, items, events]",
+            "--conf", "spark.show_progress=false"]
+    return subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def fresh_home(landing_dir: Path, tmp_path: Path) -> Path:
+    home = tmp_path / "lakehouse"
+    shutil.copytree(landing_dir, home / "landing")
+    return home
+
+
+def rerun_equals_uninterrupted(spark, home: Path, tables, expected, monkeypatch, why: str) -> None:
+    from promolake.silver.ingest import run_ingest
+
+    monkeypatch.setenv("PROMOLAKE_PII_SALT", "faults")
+    cfg = config(home)
+    run_ingest(spark, cfg, report=quiet("ingest again"))
+    got = snapshot(Lake(spark, cfg.lake), tables)
+    for name in tables:
+        assert got[name] == expected[name], f"{name} differs after {why}"
+
+
+def orphans(table_dir: Path) -> list[str]:
+    """Data files of a Delta table that no commit in its log adds (written by a writer that died)."""
+    import json
+
+    added = set()
+    for log in (table_dir / "_delta_log").glob("*.json"):
+        for line in log.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                added.add(action["add"]["path"])
+    return [p.name for p in table_dir.glob("*.parquet") if p.name not in added]
+
+
+def test_ingest_process_sigkilled_inside_a_delta_commit_is_repaired_by_a_rerun(spark, landing, tmp_path, monkeypatch):
+    """SIGKILL the moment silver.events has data files of this run but its log does not list them yet (the
+    files are written, the commit is not): orphan files on disk, no finally block, no cleanup. The re-run
+    (another process) ends with the uninterrupted tables."""
+    import signal
+    import time
+
+    source, tables, expected = landing
+    home = fresh_home(source, tmp_path)
+    table = home / "silver" / "events"
+    proc = ingest_process(home)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if table.is_dir() and any(n.endswith(".parquet") for n in os.listdir(table)) and orphans(table):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the process ended before the commit could be caught:\n{out[-3000:]}"
+    assert orphans(table), "killed inside the commit: its data files are on disk, not in the log"
+    rerun_equals_uninterrupted(spark, home, tables, expected, monkeypatch, "a SIGKILL inside a Delta commit")
+
+
+@pytest.mark.parametrize("seed", range(6) if LONG else [0])
+def test_ingest_process_sigkilled_at_a_random_moment_is_repaired_by_a_rerun(spark, landing, tmp_path, monkeypatch,
+                                                                             seed):
+    """SIGKILL at a random moment after the first Delta commit of the run (seeded: the failure names the
+    seed and the moment); whatever the moment, the re-run ends with the uninterrupted tables."""
+    import random
+    import signal
+    import time
+
+    source, tables, expected = landing
+    home = fresh_home(source, tmp_path)
+    delay = random.Random(seed).uniform(0.0, 8.0)
+    proc = ingest_process(home)
+    first_commit = home / "bronze" / "users" / "_delta_log" / "00000000000000000000.json"
+    deadline = time.monotonic() + 300
+    while not first_commit.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(delay)
+    finished = proc.poll() is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    rerun_equals_uninterrupted(spark, home, tables, expected, monkeypatch,
+                               f"SIGKILL {delay:.2f}s after the first commit (seed {seed}, process had "
+                               f"{'already finished' if finished else 'not finished'})")
+
+
 def test_a_fault_point_that_is_never_passed_fails_the_test(spark, tmp_path):
     """The harness itself: kill() at a point the stage never reaches must not pass silently."""
     with pytest.raises(pytest.fail.Exception):

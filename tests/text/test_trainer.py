@@ -337,6 +337,57 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tokenizer, tm
     assert again["resumed_from_epoch"] == 2 and again["fingerprint"] == whole["fingerprint"]
 
 
+_CHILD = """
+import sys, torch
+sys.path.insert(0, {repo!r})
+torch.set_num_threads(1)
+from tests.text.test_trainer import kill_spec, tokenizer_for_child
+from promolake.text.trainer import launch
+launch(kill_spec(tokenizer_for_child(), {home!r}), "local")
+"""
+
+
+def tokenizer_for_child():
+    return load_tokenizer(MINILM)
+
+
+def kill_spec(tok, home: str) -> TrainSpec:
+    """Three epochs of 16 steps: long enough that a kill lands inside an epoch."""
+    return spec_for(tok, data=make_pairs(tok, 128, 8), epochs=3, warmup_steps=3,
+                    checkpoint_dir=f"{home}/ckpt", output_dir=f"{home}/out")
+
+
+@pytest.mark.slow
+def test_training_process_sigkilled_after_an_epoch_resumes_from_its_checkpoint(tokenizer, tmp_path):
+    """A training process SIGKILLed while its second epoch runs (no finally block, no clean-up) leaves
+    the first epoch's checkpoint and no output model; the re-run resumes from that checkpoint and ends
+    with exactly the weights of a run that was never interrupted."""
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[2])
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=repo, home=str(killed))], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while latest_checkpoint(str(killed / "ckpt"))[0] < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)                                            # into the second epoch
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, out[-3000:]
+    done, _ = latest_checkpoint(str(killed / "ckpt"))
+    assert done in (1, 2) and not (killed / "out").exists()
+
+    resumed = launch(kill_spec(tokenizer, str(killed)), "local")
+    whole = launch(kill_spec(tokenizer, str(tmp_path / "whole")), "local")
+    assert resumed["resumed_from_epoch"] == done and resumed["finished"]
+    assert resumed["fingerprint"] == whole["fingerprint"]
+    assert weights_fingerprint(TwoTower.load(killed / "out")) == whole["fingerprint"]
+
+
 @pytest.mark.slow
 def test_fine_tunes_packaged_minilm_and_saves_a_model_that_loads(tokenizer, tmp_path):
     factory = functools.partial(build_model, MINILM, 0, 0)
