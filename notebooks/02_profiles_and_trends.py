@@ -25,6 +25,7 @@ from promolake.common.config import ENVIRONMENTS, load_config
 from promolake.common.lake import Lake
 from promolake.common.spark import get_spark
 from promolake.gold.market_trend import latest_trends
+from promolake.gold.plots import forecast_figure
 from promolake.notebook import conf_overrides
 from promolake.pipeline import run_features
 
@@ -115,21 +116,5 @@ else:
     display(forecast.groupby("category").agg(model=("model", "first"), backtest_smape=("backtest_smape", "first"),  # noqa: F821
                                               naive_smape=("naive_smape", "first"), weeks=("horizon", "max"))
             .reset_index())
-    categories = sorted(forecast["category"].unique())
-    cols = min(4, len(categories))
-    rows = -(-len(categories) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
-    for ax, category in zip(axes.flat, categories):
-        h = weekly[weekly["category"] == category].sort_values("week_start").tail(26)
-        f = forecast[forecast["category"] == category].sort_values("week_start")
-        ax.plot(h["week_start"], h["units"], color="black", lw=1.2)
-        ax.fill_between(f["week_start"], f["lo_95"], f["hi_95"], color="tab:blue", alpha=0.15)
-        ax.fill_between(f["week_start"], f["lo_80"], f["hi_80"], color="tab:blue", alpha=0.3)
-        ax.plot(f["week_start"], f["forecast"], color="tab:blue")
-        ax.set_title(category, fontsize=9)
-        ax.tick_params(labelsize=7, axis="x", rotation=45)
-    for ax in list(axes.flat)[len(categories):]:
-        ax.set_visible(False)
-    fig.suptitle(f"Weekly units and forecast (80% / 95% intervals) as of {as_of}", fontsize=10)
-    plt.tight_layout()
+    forecast_figure(weekly, forecast, as_of)
     plt.show()

@@ -28,7 +28,7 @@ from promolake.common.lake import Lake
 from promolake.common.spark import get_spark
 from promolake.notebook import conf_overrides
 from promolake.pipeline import run_score, run_train_uplift, run_validate_and_promote
-from promolake.report.demo import budget_curve
+from promolake.report.demo import best_options, budget_curve, curve_figure
 
 OFFERS = ("[{offer_id: NB-P10, offer_type: percent_off, value: 10, scope: category, scope_value: kitchen}, "
           "{offer_id: NB-A5, offer_type: amount_off, value: 5, scope: basket}, "
@@ -92,19 +92,10 @@ display(assignments.where((F.col("arm") == "policy") & (F.col("offer_id") != "no
 
 # COMMAND ----------
 
-scores = (lake.read("promo.offer_scores").where(F.col("campaign_id") == campaign_id)
-          .select("user_id", "offer_id", "target", "expected_cost", "expected_incremental_profit").toPandas()
-          .sort_values(["user_id", "offer_id", "expected_incremental_profit", "target"],
-                       ascending=[True, True, False, True]).drop_duplicates(["user_id", "offer_id"]))
-curve = budget_curve(scores, cfg.promotion.budget, cfg.promotion.max_offers_per_user)
+scored_on = lake.read("promo.offer_scores").where(F.col("campaign_id") == campaign_id).agg(F.max("as_of")).first()[0]
+curve = budget_curve(best_options(lake, campaign_id, scored_on), cfg.promotion.budget, cfg.promotion.max_offers_per_user)
 display(curve.round(2))  # noqa: F821
-fig, ax = plt.subplots(figsize=(8, 4))
-ax.plot(curve["budget"], curve["expected_profit"], marker="o")
-ax.axvline(cfg.promotion.budget, color="tab:red", linestyle="--", label=f"budget {cfg.promotion.budget:,.0f}")
-ax.set_xlabel("budget (expected cost)")
-ax.set_ylabel("expected incremental profit")
-ax.set_title(f"{campaign_id}: what more budget would buy (policy only)")
-ax.legend()
+curve_figure(curve, cfg.promotion.budget, campaign_id)
 plt.show()
 
 # COMMAND ----------

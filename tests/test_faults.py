@@ -19,7 +19,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from promolake.common import faults
-from promolake.common.config import load_config
 from promolake.common.lake import ConcurrentWriteError, Lake
 from promolake.common.reporting import StageReport
 from tests.conftest import AS_OF, REPO, ensure_uplift_champion
@@ -30,7 +29,7 @@ long_only = pytest.mark.skipif(not LONG, reason="long fault suite: set PROMOLAKE
 
 # columns that differ between two runs by design: run ids, wall-clock times
 VOLATILE = {"_bronze_id", "_ingest_run_id", "_ingested_at", "last_bronze_run_id", "first_seen_ts", "quarantined_at",
-            "finished_at", "checked_at", "computed_at", "created_at", "run_id", "run_ids"}
+            "finished_at", "checked_at", "computed_at", "created_at", "run_id", "run_ids", "score_run_id"}
 
 
 HOME = re.compile(r"(file:)?/[^\s'\"]*?/lakehouse/")
@@ -68,8 +67,9 @@ def quiet(name: str) -> StageReport:
 # ----- ingest: a fresh lake per case, the same landing files --------------------------------------
 
 def config(home: Path):
-    return load_config("local", overrides=["ingest.sources=[users, items, events]", "spark.show_progress=false"],
-                       conf_dir=REPO / "conf", environ={"PROMOLAKE_HOME": str(home), "PROMOLAKE_PII_SALT": "faults"})
+    from tests.silver.test_ingest import landing_config
+
+    return landing_config(home, "faults", "spark.show_progress=false")
 
 
 @pytest.fixture(scope="module")
@@ -277,10 +277,14 @@ def test_two_scoring_runs_at_once_leave_one_whole_set_of_assignments(spark, scor
         t.start()
     for t in threads:
         t.join()
-    final = snapshot(lake, ["promo.promotion_assignments"], where)["promo.promotion_assignments"]
-    assert final in (snap_a["promo.promotion_assignments"], snap_b["promo.promotion_assignments"])
+    final = snapshot(lake, tables, where)
+    # one run's whole set of assignments, and the scores of that same run beside them
+    assert final in (snap_a, snap_b)
+    runs = {t: {r[0] for r in lake.read(t).where(where).select("score_run_id").distinct().collect()} for t in tables}
+    assert len(runs["promo.offer_scores"]) == 1 and runs["promo.offer_scores"] == runs["promo.promotion_assignments"]
     refused = [m for m in outcome.values() if m != "committed"]
-    assert len(outcome) == 2 and all("another run committed a conflicting change" in m for m in refused)
+    assert len(outcome) == 2 and all("another run committed a conflicting change" in m
+                                     or "stopped without touching promo.promotion_assignments" in m for m in refused)
 
 
 # ----- long suite: features, ALS, registry --------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from promolake.ml.gate import Verdict, apply_verdict, judge, versions
+from promolake.ml.gate import Verdict, alias_version, apply_verdict, judge, versions
 
 MINIMUMS = {"qini": 0.0, "auc": 0.6}
 TOLERANCES = {"qini": 0.02, "auc": 0.01}
@@ -21,6 +21,27 @@ def test_no_regression_beyond_the_tolerance():
     assert judge({"qini": 0.085, "auc": 0.745}, champion, MINIMUMS, TOLERANCES)[0]   # within tolerance
     passed, reasons = judge({"qini": 0.07, "auc": 0.76}, champion, MINIMUMS, TOLERANCES)
     assert not passed and reasons[0] == "qini 0.07 regresses more than 0.02 from the champion's 0.1"
+
+
+class _Registry:
+    """A client whose alias look-up fails with the given error."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def get_model_version_by_alias(self, name, alias):
+        raise self.error
+
+
+def test_an_unavailable_registry_is_never_read_as_no_champion():
+    from mlflow.exceptions import MlflowException
+
+    missing = MlflowException("Registered model alias champion not found.", error_code="INVALID_PARAMETER_VALUE")
+    assert alias_version(_Registry(missing), "m", "champion") is None
+    down = MlflowException("API request to endpoint /api/2.0/mlflow/registered-models/alias failed with exception "
+                           "HTTPSConnectionPool(host='x', port=443): Max retries exceeded with url")
+    with pytest.raises(MlflowException, match="Max retries exceeded"):
+        alias_version(_Registry(down), "m", "champion")
 
 
 def test_a_metric_the_evaluation_could_not_compute_fails():

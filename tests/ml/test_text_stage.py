@@ -87,6 +87,9 @@ def test_evaluation_table_has_als_text_and_blends_on_every_view(text_trained):
             assert (rec, view, "ndcg") in ev
     # ALS has no factors for items without interactions: zero by construction on that view
     assert ev[("als", "cold_items", "recall")] == 0.0
+    # coverage is a share of the catalogue the lists draw from (text ranks items listed up to as_of): <= 1
+    assert all(0 <= v <= 1 for (_, _, metric), v in ev.items() if metric == "coverage"), \
+        {k: v for k, v in ev.items() if k[2] == "coverage"}
     # the blend with text is at least as good as ALS alone on all purchases
     assert ev[("blend_text", "all", "ndcg")] > ev[("als", "all", "ndcg")]
     # the ALS stage's own evaluation rows survive the text stage's write

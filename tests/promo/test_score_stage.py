@@ -149,6 +149,49 @@ def test_rescoring_the_campaign_replaces_it(spark, scored):
         .where("count > 1").count() == 0
 
 
+def test_scores_and_assignments_of_a_campaign_carry_one_scoring_run(scored):
+    _, lake, _, _ = scored
+    runs = [{r[0] for r in lake.read(t).where(F.col("campaign_id") == "DEMO01").select("score_run_id").distinct()
+             .collect()} for t in ("promo.offer_scores", "promo.promotion_assignments")]
+    assert len(runs[0]) == 1 and runs[0] == runs[1]
+
+
+def test_a_run_whose_scores_were_replaced_leaves_the_assignments_alone(scored):
+    """The fence of write_assignments: an older run (its scores replaced by a newer run's) stops without
+    touching the assignments; a write conflict with another run's assignments is retried after the check."""
+    from promolake.common.lake import ConcurrentWriteError
+    from promolake.promo.scoring import scores_run, write_assignments
+
+    _, lake, _, _ = scored
+    where = F.col("campaign_id") == "DEMO01"
+    table = "promo.promotion_assignments"
+    before = sorted(lake.read(table).where(where).drop("created_at").collect())
+    holder = scores_run(lake, "DEMO01")
+    older = lake.read(table).where(where).withColumn("offer_id", F.lit("none")).withColumn("score_run_id", F.lit("old"))
+    with pytest.raises(ConcurrentWriteError, match=f"replaced by scoring run {holder} while this run \\(old\\)"):
+        write_assignments(lake, older, "DEMO01", "old", StageReport("score", out=io.StringIO()))
+    assert sorted(lake.read(table).where(where).drop("created_at").collect()) == before
+
+    # the run that holds the scores: a conflict is retried (here: the first commit attempt loses)
+    real, calls = lake.upsert, []
+
+    def conflicting_once(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 1:
+            raise ConcurrentWriteError(f"{table}: another run committed a conflicting change first")
+        return real(*args, **kwargs)
+
+    lake.upsert = conflicting_once
+    printed = io.StringIO()
+    try:
+        mine = lake.read(table).where(where)
+        write_assignments(lake, mine, "DEMO01", holder, StageReport("score", out=printed))
+    finally:
+        del lake.upsert
+    assert calls == [table, table] and "checking the scores again and retrying" in printed.getvalue()
+    assert sorted(lake.read(table).where(where).drop("created_at").collect()) == before
+
+
 def test_a_past_campaign_is_evaluated_against_its_control_arm(spark, scored):
     from promolake.promo.campaign_eval import run_evaluate_campaign
 

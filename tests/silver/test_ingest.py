@@ -64,15 +64,20 @@ EXPECTED_RULES = {
 }
 
 
-@pytest.fixture(scope="module")
-def lake_env(spark, tmp_path_factory):
+def landing_config(home: Path, salt: str, *overrides: str):
+    """The local config of a lake at home that ingests the three sources write_landing writes."""
     from promolake.common.config import load_config
 
+    return load_config("local", overrides=["ingest.sources=[users, items, events]", *overrides],
+                       conf_dir=Path(__file__).resolve().parents[2] / "conf",
+                       environ={"PROMOLAKE_HOME": str(home), "PROMOLAKE_PII_SALT": salt})
+
+
+@pytest.fixture(scope="module")
+def lake_env(spark, tmp_path_factory):
     home = tmp_path_factory.mktemp("ingest") / "lakehouse"
     write_landing(home / "landing")
-    cfg = load_config("local", overrides=["ingest.sources=[users, items, events]"],
-                      conf_dir=Path(__file__).resolve().parents[2] / "conf",
-                      environ={"PROMOLAKE_HOME": str(home), "PROMOLAKE_PII_SALT": "pepper"})
+    cfg = landing_config(home, "pepper")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PROMOLAKE_PII_SALT", "pepper")
         report = ingest.run_ingest(spark, cfg)

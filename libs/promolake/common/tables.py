@@ -427,6 +427,11 @@ RUN_IDS = Field("run_ids", T.MapType(S, S), doc="Registered model name -> MLflow
 REASON_CODES = Field("reason_codes", T.ArrayType(S), doc="The features that raised this user's predicted uplift "
                      "the most, in words (e.g. \"high affinity to kitchen\"), strongest first.")
 
+SCORE_RUN_ID = Field("score_run_id", S, doc="The scoring run that wrote the row. A campaign's promo.offer_scores and "
+                   "promo.promotion_assignments rows carry the same id when they belong together: the run whose "
+                   "scores are in place writes (or re-writes, through a write conflict) the assignments, and a run "
+                   "whose scores were replaced by a newer run stops without touching them.")
+
 OFFER_SCORES = TableSpec("promo", "offer_scores", (
     Field("campaign_id", S, doc="Campaign scored."),
     Field("user_id", S, doc="Eligible user."),
@@ -451,6 +456,7 @@ OFFER_SCORES = TableSpec("promo", "offer_scores", (
     REASON_CODES,
     MODEL_VERSIONS,
     RUN_IDS,
+    SCORE_RUN_ID,
     COMPUTED_AT,
 ), ("campaign_id", "user_id", "offer_id", "target"), "Every eligible (user, offer, target) of a campaign with "
    "its predicted response, uplift, cost and incremental profit; input of the allocation.",
@@ -480,6 +486,7 @@ PROMOTION_ASSIGNMENTS = TableSpec("promo", "promotion_assignments", (
     MODEL_VERSIONS,
     RUN_IDS,
     PROMO_AS_OF,
+    SCORE_RUN_ID,
     Field("created_at", TS, doc="When the assignment was written."),
 ), ("campaign_id", "user_id", "offer_id"), "Promotion decisions of a campaign, one row per eligible user (and "
    "offer): who gets which offer, who gets none, the random control and exploration arms, with propensities. "

@@ -67,6 +67,16 @@ def _trend_plot(daily, as_of: dt.date, path: str) -> str:
 def _forecast_plot(weekly, forecast, as_of: dt.date, path: str) -> str:
     import matplotlib.pyplot as plt
 
+    fig = forecast_figure(weekly, forecast, as_of)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def forecast_figure(weekly, forecast, as_of: dt.date):
+    """Per category (pandas frames of gold.market_trend_weekly and gold.category_forecast): the last 26
+    weeks of units and the forecast with its 80% / 95% intervals, as a matplotlib figure (the features
+    stage saves it, notebook 02 shows it)."""
     categories = sorted(forecast["category"].unique())
     fig, axes = _grid(len(categories))
     for ax, cat in zip(axes, categories):
@@ -81,6 +91,4 @@ def _forecast_plot(weekly, forecast, as_of: dt.date, path: str) -> str:
     axes[0].legend(fontsize=6, loc="upper left")
     fig.suptitle(f"Weekly units: last 26 weeks and the forecast with intervals, as of {as_of}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig

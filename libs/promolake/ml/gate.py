@@ -64,15 +64,24 @@ def judge(challenger: Mapping[str, float], champion: Mapping[str, float] | None,
     return not failed, tuple(failed + ok)
 
 
+def alias_version(client, name: str, alias: str) -> str | None:
+    """The version `alias` names, or None where the model or the alias does not exist. An unavailable
+    registry is not 'no alias': that error is raised (after the client's retries), never read as None."""
+    from mlflow.exceptions import MlflowException
+
+    from promolake.common.retry import transient_mlflow
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as err:
+        if transient_mlflow(err):
+            raise
+        return None
+
+
 def versions(client, name: str) -> tuple[str | None, str | None]:
     """(challenger version, champion version) of a registered model; None where the alias is unset."""
-    out = []
-    for alias in (CHALLENGER, CHAMPION):
-        try:
-            out.append(str(client.get_model_version_by_alias(name, alias).version))
-        except Exception:  # noqa: BLE001 - MlflowException / RestException: the alias is not set
-            out.append(None)
-    return out[0], out[1]
+    return alias_version(client, name, CHALLENGER), alias_version(client, name, CHAMPION)
 
 
 def apply_verdict(client, verdict: Verdict, mode: str) -> str:

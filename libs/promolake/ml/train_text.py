@@ -327,6 +327,8 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
     # as_of): item texts come from the catalogue feed and new items are embedded without retraining,
     # whereas ALS, fitted at the cut, cannot score items without interactions before it.
     cut_items = item_emb
+    # coverage's denominator: the catalogue every list here draws from (ALS's, items of the cut, is a part)
+    catalogue = max(split.catalogue, cut_items.count())
     texts = user_texts(lake, cfg, test_cut)
     judged = split.warm_users.join(split.relevant["all"].select("user_id").distinct(), "user_id")
     half_a = judged.where(in_half("user_id", tc.seed + 1, 0.5)).persist(MEM)
@@ -376,7 +378,7 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
             report.note(f"view {view}: no purchase in the test window by the reported users; not evaluated")
             continue
         for name in TEXT_RECOMMENDERS:
-            results.setdefault(name, {})[view] = ranking_metrics(b_lists[name], rel, half_b, ac.k, split.catalogue,
+            results.setdefault(name, {})[view] = ranking_metrics(b_lists[name], rel, half_b, ac.k, catalogue,
                                                                  split.item_popularity)
         report.log(f"evaluated view {view}: " + ", ".join(f"{n} ndcg {results[n][view]['ndcg']:.4f}"
                                                            for n in TEXT_RECOMMENDERS))

@@ -15,11 +15,13 @@ Steps (only data strictly before as_of is used):
    offer) or policy; the policy's offers come from the budget-constrained allocation
    (promolake.promo.allocation) over the best target per (user, offer), with what exploration
    costs taken off the budget first. Propensities are stored on every row.
-6. promo.promotion_assignments: the campaign's rows replaced in one MERGE commit.
+6. promo.promotion_assignments: the campaign's rows replaced in one MERGE commit, only while this run's
+   scores are still the campaign's (both tables carry the run's score_run_id; see write_assignments).
 """
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Iterator
 
 import pandas as pd
@@ -27,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from promolake.common.config import Config, PromotionConf
-from promolake.common.lake import Lake
+from promolake.common.lake import ConcurrentWriteError, Lake
 from promolake.common.reporting import StageReport
 from promolake.gold.history import as_of_start
 from promolake.promo.allocation import SparkCap, allocate_spark, policy_picks
@@ -87,15 +89,6 @@ def latest_candidates(lake: Lake, as_of: dt.date, als_version: str | None,
 
 class NoChampionError(RuntimeError):
     """Scoring found no @champion version of the uplift model."""
-
-
-def champion_version(client, name: str) -> str | None:
-    from promolake.common.tracking import CHAMPION
-
-    try:
-        return str(client.get_model_version_by_alias(name, CHAMPION).version)
-    except Exception:  # noqa: BLE001 - MlflowException / RestException: the alias is not set
-        return None
 
 
 def targets(users: DataFrame, offers: DataFrame, members: DataFrame, candidates: DataFrame | None,
@@ -343,11 +336,13 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
 
     from promolake.common import tracking
     from promolake.gold.features import default_as_of
+    from promolake.ml.gate import alias_version
     from promolake.promo.uplift_model import load_uplift_model
 
     pc = cfg.promotion
     campaign_id = campaign_id or pc.campaign_id
     report = report or StageReport("score")
+    run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
     with report:
         lake = Lake(spark, cfg.lake)
         as_of = as_of or default_as_of(lake)
@@ -361,7 +356,7 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
         tracking.setup(cfg.mlflow, cfg.retries)
         # scoring always uses the champions (promoted by validate-and-promote or by hand), never "latest"
         client = MlflowClient()
-        version = champion_version(client, pc.model_name)
+        version = alias_version(client, pc.model_name, tracking.CHAMPION)
         if version is None:
             raise NoChampionError(f"{pc.model_name} has no @{tracking.CHAMPION} version: run `promolake "
                                   "validate-and-promote` after train-uplift (validation.mode enabled), or promote a "
@@ -376,7 +371,7 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
         if n_users == 0:
             raise ValueError(f"no eligible users for campaign {campaign_id} as of {as_of}: check promotion.active_days, "
                              "cooldown_days and min_orders")
-        als_v, text_v = champion_version(client, cfg.als.model_name), champion_version(client, cfg.text.model_name)
+        als_v, text_v = (alias_version(client, m, tracking.CHAMPION) for m in (cfg.als.model_name, cfg.text.model_name))
         candidates = latest_candidates(lake, as_of, als_v, text_v)
         if candidates is not None:
             got = candidates.select("as_of", "model_version").first()
@@ -400,21 +395,50 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
             "campaign_id", "user_id", "offer_id", "target", *stamp[:1], "offer_type", "value", "p_buy_without_offer",
             "p_buy_with_offer", "uplift", "p_redeem", "order_value", "margin_rate", "expected_cost",
             "expected_incremental_profit", F.lit(model.learner).alias("uplift_source"), "reason_codes", *stamp[1:],
-            F.current_timestamp().alias("computed_at")), "promo.offer_scores", replace_slice={"campaign_id": campaign_id})
+            F.lit(run_id).alias("score_run_id"), F.current_timestamp().alias("computed_at")), "promo.offer_scores",
+            replace_slice={"campaign_id": campaign_id})
         report.record_write("promo.offer_scores", res)
         rows, info = allocate_campaign(scores, users, pc, campaign_id, report)
         rows = rows.select("user_id", "offer_id", "offer_type", "target_type", "target", "value", "expected_uplift",
                            "expected_cost", "expected_incremental_profit", "p_redeem", "arm", "propensity",
                            "policy_offer_id", "reason_codes", *stamp[1:], stamp[0],
-                           F.current_timestamp().alias("created_at"),
+                           F.lit(run_id).alias("score_run_id"), F.current_timestamp().alias("created_at"),
                            F.lit(campaign_id).alias("campaign_id")).localCheckpoint()
-        res = lake.upsert(rows, "promo.promotion_assignments", replace_slice={"campaign_id": campaign_id})
-        report.record_write("promo.promotion_assignments", res)
+        report.record_write("promo.promotion_assignments", write_assignments(lake, rows, campaign_id, run_id, report))
         summarize(rows, info, pc, model, report)
         simulate(spark, cfg, scores, rows, offers, s["items"], window, report)
         for df in (rows, scores, users, offers):
             df.unpersist()
     return report
+
+
+def scores_run(lake: Lake, campaign_id: str) -> str | None:
+    """The scoring run whose promo.offer_scores rows of the campaign are in place (None: none)."""
+    row = (lake.read("promo.offer_scores").where(F.col("campaign_id") == campaign_id)
+           .select("score_run_id").limit(1).first())
+    return row[0] if row else None
+
+
+def write_assignments(lake: Lake, rows: DataFrame, campaign_id: str, run_id: str, report: StageReport,
+                      attempts: int = 3):
+    """Replace the campaign's assignments with rows, only while this run's scores are the campaign's
+    scores: a newer run that replaced them writes its own assignments, so this one stops without touching
+    them (ConcurrentWriteError). A write conflict with another run's assignments is retried after the same
+    check. Two overlapping runs therefore end with the scores and assignments of one run, never a mix."""
+    for attempt in range(1, attempts + 1):
+        holder = scores_run(lake, campaign_id)
+        if holder != run_id:
+            raise ConcurrentWriteError(
+                f"promo.offer_scores of campaign {campaign_id} were replaced by scoring run {holder} while this run "
+                f"({run_id}) worked: that run writes the assignments; this run stopped without touching "
+                "promo.promotion_assignments")
+        try:
+            return lake.upsert(rows, "promo.promotion_assignments", replace_slice={"campaign_id": campaign_id})
+        except ConcurrentWriteError as err:
+            if attempt == attempts:
+                raise
+            report.log(f"promo.promotion_assignments: {err} - checking the scores again and retrying")
+    raise AssertionError("unreachable")
 
 
 def check_offers(offers: DataFrame, items: DataFrame) -> None:

@@ -57,10 +57,8 @@ def budget_curve(options: pd.DataFrame, budget: float, max_per_user: int, steps:
     return pd.DataFrame(rows)
 
 
-def curve_png(curve: pd.DataFrame, budget: float, campaign_id: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def curve_figure(curve: pd.DataFrame, budget: float, campaign_id: str):
+    """The budget/profit curve as a matplotlib figure (the report embeds it, notebook 04 shows it)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -71,7 +69,24 @@ def curve_png(curve: pd.DataFrame, budget: float, campaign_id: str) -> bytes:
     ax.set_title(f"{campaign_id}: what more budget would buy")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    return figure_png(fig)
+    return fig
+
+
+def curve_png(curve: pd.DataFrame, budget: float, campaign_id: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    return figure_png(curve_figure(curve, budget, campaign_id))
+
+
+def best_options(lake: Lake, campaign_id: str, as_of: dt.date) -> pd.DataFrame:
+    """Per user and offer of a scored campaign, the most profitable target's expected cost and profit
+    (the options budget_curve allocates among)."""
+    scores = lake.read("promo.offer_scores").where((F.col("campaign_id") == campaign_id) & (F.col("as_of") == as_of))
+    return (scores.select("user_id", "offer_id", "target", "expected_cost", "expected_incremental_profit")
+            .toPandas().sort_values(["user_id", "offer_id", "expected_incremental_profit", "target"],
+                                    ascending=[True, True, False, True])
+            .drop_duplicates(["user_id", "offer_id"]))
 
 
 def lake_section(lake: Lake) -> Section:
@@ -127,11 +142,7 @@ def campaign_section(spark: SparkSession, lake: Lake, cfg: Config, campaign_id: 
     blocks = [Note(f"scored as of {latest}; expected cost {total_cost:,.2f} of budget {pc.budget:,.2f}; expected "
                    f"incremental profit {float(summary.expected_profit.sum()):,.2f}"),
               Table(summary.round(2).to_dict("records"), "users, expected cost and profit per arm and offer")]
-    scores = lake.read("promo.offer_scores").where((F.col("campaign_id") == campaign_id) & (F.col("as_of") == latest))
-    options = (scores.select("user_id", "offer_id", "target", "expected_cost", "expected_incremental_profit")
-               .toPandas().sort_values(["user_id", "offer_id", "expected_incremental_profit", "target"],
-                                       ascending=[True, True, False, True])
-               .drop_duplicates(["user_id", "offer_id"]))
+    options = best_options(lake, campaign_id, latest)
     if not options.empty and pc.budget > 0:
         curve = budget_curve(options, pc.budget, pc.max_offers_per_user)
         blocks += [Image(curve_png(curve, pc.budget, campaign_id), "budget/profit curve"),
