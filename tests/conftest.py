@@ -17,6 +17,9 @@ from promolake.common.reporting import StageReport
 REPO = Path(__file__).resolve().parents[1]
 
 
+_SESSION: list = []     # the session-scoped SparkSession once a test has asked for it
+
+
 @pytest.fixture(scope="session")
 def spark():
     from promolake.common.config import SparkConf
@@ -24,12 +27,46 @@ def spark():
 
     tmp = tempfile.mkdtemp(prefix="promolake-spark-")
     session = get_spark(SparkConf(
-        master="local[2]", driver_memory="3g", shuffle_partitions=2, show_progress=False, log_level="ERROR",
+        master="local[2]", driver_memory="5g", shuffle_partitions=2, show_progress=False, log_level="ERROR",
         extra={"spark.local.dir": tmp, "spark.sql.warehouse.dir": os.path.join(tmp, "warehouse"),
-               "spark.sql.adaptive.enabled": "false", "spark.rdd.compress": "false"}))
+               "spark.sql.adaptive.enabled": "false", "spark.rdd.compress": "false",
+               # cached blocks may give way to execution almost entirely (the suite caches a lot)
+               "spark.memory.storageFraction": "0.2",
+               # release broadcasts and shuffles of DataFrames Python has dropped (default: every 30 min)
+               "spark.cleaner.periodicGC.interval": "2min"}))
+    _SESSION.append(session)
     yield session
+    _SESSION.clear()
     session.stop()
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def release_spark_memory(session) -> int:
+    """Unpersist everything cached in the session (DataFrames, RDDs, Delta's per-table snapshot state);
+    returns how many RDDs were persisted before. Delta keeps the state of every table it has opened cached for
+    an hour, and stages persist frames they unpersist only when they finish: over the whole suite (hundreds
+    of temporary lakes, stages killed on purpose) that filled the test session's memory until Spark
+    failed with UNABLE_TO_ACQUIRE_MEMORY (CI, 2026-11-30) and slowed every later test."""
+    before = session.sparkContext._jsc.getPersistentRDDs().size()
+    session.catalog.clearCache()
+    session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    for rdd in list(session.sparkContext._jsc.getPersistentRDDs().values()):
+        rdd.unpersist(False)
+    session._jvm.System.gc()
+    return before
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_spark_memory_after_each_module(request):
+    """No DataFrame outlives its module (session fixtures return configs and lakes, not frames), so what
+    a module cached is released when it ends."""
+    yield
+    if _SESSION:
+        released = release_spark_memory(_SESSION[0])
+        log = os.environ.get("PROMOLAKE_TEST_MEMLOG")     # where to note what each module left cached
+        if log:
+            with open(log, "a") as out:
+                out.write(f"{request.module.__name__}\t{released} persisted RDDs released\n")
 
 
 @pytest.fixture

@@ -145,3 +145,20 @@ def test_a_concurrent_writer_conflict_is_refused_naming_the_table(spark, name):
 
     with pytest.raises(ConcurrentWriteError, match=r"promo.promotion_assignments: another run committed"):
         _committed("promo.promotion_assignments", commit)
+
+
+@pytest.mark.spark
+def test_release_spark_memory_leaves_nothing_cached(spark, tmp_path):
+    """The suite's per-module clean-up (tests/conftest.py) really empties the session's block manager:
+    frames persisted by a stage, and the snapshot state Delta caches for every table it has read."""
+    from tests.conftest import release_spark_memory
+
+    release_spark_memory(spark)
+    path = str(tmp_path / "t")
+    spark.range(50).write.format("delta").save(path)
+    df = spark.read.format("delta").load(path).persist()
+    assert df.count() == 50
+    assert spark.sparkContext._jsc.getPersistentRDDs().size() >= 1
+    assert release_spark_memory(spark) >= 1
+    assert spark.sparkContext._jsc.getPersistentRDDs().size() == 0
+    assert spark.read.format("delta").load(path).count() == 50      # tables still read after it
