@@ -296,11 +296,11 @@ def test_features_killed_then_rerun_equals_an_uninterrupted_run(spark, trained, 
     from promolake.gold.features import run_features
 
     cfg, lake, _ = trained
-    run_features(spark, cfg, [AS_OF], report=quiet("features"))
+    run_features(spark, cfg, AS_OF, report=quiet("features"))
     gold = [n for n in lake.tables(["gold", "ops"]) if n != "ops.ingest_runs"]
     expected = snapshot(lake, gold)
-    kill(point, run_features, spark, cfg, [AS_OF], report=quiet("features, killed"))
-    run_features(spark, cfg, [AS_OF], report=quiet("features again"))
+    kill(point, run_features, spark, cfg, AS_OF, report=quiet("features, killed"))
+    run_features(spark, cfg, AS_OF, report=quiet("features again"))
     assert snapshot(lake, gold) == expected
 
 
