@@ -68,7 +68,7 @@ def token_rows(tokenizer, frame, max_user: int, max_item: int):
     """The pair rows promolake's batching expects (ids zero-padded to the maximum lengths + lengths)."""
     import numpy as np
 
-    from promolake.text.data import encode_ids
+    from promolake.text.model import encode_ids
 
     u_ids, u_len = encode_ids(tokenizer, frame["user_text"].tolist(), max_user)
     i_ids, i_len = encode_ids(tokenizer, frame["item_text"].tolist(), max_item)

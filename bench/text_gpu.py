@@ -96,19 +96,10 @@ def synthetic_pairs(n_pairs: int, seed: int, n_items: int = 2000) -> dict[str, l
             "user_text": users, "item_text": [catalogue[k] for k in keys]}
 
 
-def encode_ids(tokenizer, texts: list[str], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids [n, max_len] int32 zero-padded, lengths [n] int32): promolake.text.data.encode_ids, which
-    cannot be imported without pyspark."""
-    encoded = tokenizer(texts, truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
-    ids = np.zeros((len(texts), max_len), dtype=np.int32)
-    lengths = np.fromiter((len(e) for e in encoded), dtype=np.int32, count=len(texts))
-    for row, e in enumerate(encoded):
-        ids[row, :len(e)] = e
-    return ids, lengths
-
-
 def pair_rows(tokenizer, pairs: dict, max_user: int, max_item: int) -> dict[str, np.ndarray]:
     """The rows promolake.text.batching expects (ids zero-padded to the maximum lengths + lengths)."""
+    from promolake.text.model import encode_ids
+
     u_ids, u_len = encode_ids(tokenizer, pairs["user_text"], max_user)
     i_ids, i_len = encode_ids(tokenizer, pairs["item_text"], max_item)
     return {"pair_id": pairs["pair_id"], "item_key": pairs["item_key"],

@@ -118,6 +118,24 @@ def test_in_memory_pairs_shard_by_row_and_serve_equal_step_counts():
     assert first != [b["pair_id"].tolist() for b in full.batches(0, 3, 1)]
 
 
+def test_encode_ids_pads_truncates_and_needs_no_spark():
+    """encode_ids lives in promolake.text.model so that the GPU benchmark (no Spark there) can use it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['pyspark'] = None\n"           # any pyspark import now fails
+            "from promolake.text.model import encode_ids, load_tokenizer\n"
+            f"tok = load_tokenizer({TOKENIZER!r})\n"
+            "ids, lens = encode_ids(tok, ['red scarf', None, float('nan'), 'candle ' * 40], 6)\n"
+            "want = tok('red scarf')['input_ids']\n"
+            "assert ids.shape == (4, 6) and ids.dtype.name == 'int32', ids\n"
+            "assert ids[0].tolist() == want + [0] * (6 - len(want)) and lens[0] == len(want)\n"
+            "assert ids[1].tolist() == ids[2].tolist() == [tok.cls_token_id, tok.sep_token_id, 0, 0, 0, 0]\n"
+            "assert lens.tolist()[1:] == [2, 2, 6] and ids[3, -1] == tok.sep_token_id\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 # ----- Spark: tokenisation -------------------------------------------------------------------------
 @pytest.mark.spark
 def test_tokenize_equals_the_tokenizers_own_output(spark):

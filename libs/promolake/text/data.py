@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from promolake.text.batching import NEGATIVE_COLUMNS, PAIR_COLUMNS, chunk_batches
+from promolake.text.model import encode_ids  # noqa: F401  (re-exported: tokenisation lives with the tokenizer)
 
 PARENT_CACHE_DIR_CONF = "petastorm.spark.converter.parentCacheDirUrl"
 PAIR_TYPES = {"pair_id": "long", "item_key": "long", "user_ids": "array<int>", "user_len": "int",
@@ -72,17 +73,6 @@ def cached_tokenizer(name: str):
 
         _TOKENIZERS[name] = load_tokenizer(name)
     return _TOKENIZERS[name]
-
-
-def encode_ids(tokenizer, texts: list, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids [n, max_len] int32 zero-padded, lengths [n] int32) for texts (None counts as empty)."""
-    texts = ["" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in texts]
-    encoded = tokenizer(texts, truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
-    ids = np.zeros((len(texts), max_len), dtype=np.int32)
-    lengths = np.fromiter((len(e) for e in encoded), dtype=np.int32, count=len(texts))
-    for row, e in enumerate(encoded):
-        ids[row, :len(e)] = e
-    return ids, lengths
 
 
 # ----- Petastorm ---------------------------------------------------------------------------------

@@ -15,9 +15,11 @@ Checkpoints (TextConf.checkpoint):
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -46,6 +48,18 @@ def load_tokenizer(checkpoint: str):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_checkpoint(checkpoint), use_fast=True)
+
+
+def encode_ids(tokenizer, texts: list, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids [n, max_len] int32 zero-padded, lengths [n] int32) for texts (None and NaN count as empty),
+    each with [CLS] and [SEP], truncated to max_len. Needs no Spark (the GPU benchmark uses it)."""
+    texts = ["" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in texts]
+    encoded = tokenizer(texts, truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
+    ids = np.zeros((len(texts), max_len), dtype=np.int32)
+    lengths = np.fromiter((len(e) for e in encoded), dtype=np.int32, count=len(texts))
+    for row, e in enumerate(encoded):
+        ids[row, :len(e)] = e
+    return ids, lengths
 
 
 def tiny_bert_config(vocab_size: int, hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0):
