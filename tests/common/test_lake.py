@@ -162,3 +162,40 @@ def test_release_spark_memory_leaves_nothing_cached(spark, tmp_path):
     assert release_spark_memory(spark) >= 1
     assert spark.sparkContext._jsc.getPersistentRDDs().size() == 0
     assert spark.read.format("delta").load(path).count() == 50      # tables still read after it
+
+
+def _cached_plans(spark) -> bool:
+    return not spark._jsparkSession.sharedState().cacheManager().isEmpty()
+
+
+@pytest.mark.spark
+def test_persist_scope_releases_only_its_own_frames(spark):
+    """PersistScope: frames persisted through it are released together (also when the work fails),
+    `but` keeps a frame held, `adopt` moves frames between scopes, and another scope's frames and
+    the data of a cached frame built on a released one stay."""
+    from promolake.common.spark import PersistScope
+
+    spark.catalog.clearCache()
+    other = PersistScope()
+    theirs = other(spark.range(10).withColumn("who", F.lit("other")))
+    with pytest.raises(RuntimeError):
+        with PersistScope() as keep:
+            a = keep(spark.range(100))
+            b = keep(a.where("id % 2 = 0"))
+            assert b.count() == 50 and len(keep) == 2
+            raise RuntimeError("the stage failed")
+    assert not a.is_cached and not b.is_cached and theirs.is_cached
+    keep = PersistScope()
+    a = keep(spark.range(100))
+    b = keep(a.where("id % 2 = 0").withColumn("half", F.col("id") / 2))
+    assert b.count() == 50
+    keep.release(but=b)
+    assert len(keep) == 1 and not a.is_cached and b.is_cached
+    assert b.agg(F.sum("half")).first()[0] == sum(range(0, 100, 2)) / 2
+    outer = PersistScope()
+    outer.adopt(keep)
+    assert len(keep) == 0 and len(outer) == 1
+    outer.release()
+    assert not b.is_cached and theirs.is_cached and _cached_plans(spark)
+    other.release()
+    assert not _cached_plans(spark)

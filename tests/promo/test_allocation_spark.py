@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from promolake.common.spark import PersistScope
 from promolake.promo.allocation import Cap, SparkCap, allocate, allocate_spark
 
 pytestmark = pytest.mark.spark
@@ -33,8 +34,14 @@ def test_spark_allocation_equals_the_numpy_one(spark, with_caps):
     want = allocate(user, profit, cost, budget, n, caps)
     frame = pd.DataFrame({"user_id": [f"U{u:04d}" for u in user], "offer_id": [f"O{o}" for o in offer],
                           "category": [f"c{c}" for c in category], "profit": profit, "cost": cost})
-    df, got = allocate_spark(spark.createDataFrame(frame), budget, n, spark_caps, tiebreak=("offer_id",))
+    spark.catalog.clearCache()
+    keep = PersistScope()
+    df, got = allocate_spark(spark.createDataFrame(frame), budget, n, spark_caps, tiebreak=("offer_id",), keep=keep)
+    assert len(keep) == 1                 # the repair steps' frames are released, the result's is held
     rows = df.where("chosen").select("user_id", "offer_id").collect()
+    keep.release()
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()
+    assert {(r.user_id, r.offer_id) for r in df.where("chosen").collect()} == {(r.user_id, r.offer_id) for r in rows}
     got_set = {(r.user_id, r.offer_id) for r in rows}
     want_set = {(f"U{u:04d}", f"O{o}") for u, o in zip(user[want.chosen], offer[want.chosen])}
     assert got_set == want_set

@@ -141,7 +141,10 @@ def test_rescoring_the_campaign_replaces_it(spark, scored):
     cfg, lake, _, _ = scored
     before = lake.read("promo.promotion_assignments").where(F.col("campaign_id") == "DEMO01").select(
         "user_id", "offer_id", "arm").collect()
+    spark.catalog.clearCache()
     run_score(spark, cfg, "DEMO01", AS_OF, report=StageReport("score", out=io.StringIO()))
+    # the run released every frame it cached (a notebook re-running it on a cluster must not pile them up)
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()
     after = lake.read("promo.promotion_assignments").where(F.col("campaign_id") == "DEMO01").select(
         "user_id", "offer_id", "arm").collect()
     assert sorted(after) == sorted(before)

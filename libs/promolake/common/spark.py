@@ -60,3 +60,48 @@ def _session_settings(spark: SparkSession) -> None:
     written by pandas (nanosecond timestamps) readable, as epoch nanoseconds."""
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+
+
+class PersistScope:
+    """The DataFrames one piece of work persisted, released together.
+
+    ``df = keep(df)`` persists df and remembers it; ``keep.release()`` (or leaving ``with keep:``, on
+    success or failure) unpersists every frame it holds. It touches only its own frames, so two runs
+    sharing a session (a notebook, threads of a concurrency test) never release each other's data, and
+    a frame still needed can be handed on with ``keep.release(but=df)``. Releasing a frame whose data
+    another, already computed cached frame was built from does not recompute the latter (Spark keeps
+    loaded caches of dependent plans).
+    """
+
+    def __init__(self, level=None):
+        self.level = level
+        self._frames: list = []
+
+    def __call__(self, df, level=None):
+        level = level or self.level
+        df = df.persist(level) if level is not None else df.persist()
+        self._frames.append(df)
+        return df
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def release(self, but=()) -> None:
+        """Unpersist every frame held except those in `but` (a frame or frames), which stay held."""
+        but = [but] if hasattr(but, "unpersist") else list(but)
+        kept = [df for df in self._frames if any(df is b for b in but)]
+        for df in self._frames:
+            if not any(df is k for k in kept):
+                df.unpersist()
+        self._frames = kept
+
+    def adopt(self, other: "PersistScope") -> None:
+        """Take over other's frames (other is left empty): they are released with this scope."""
+        self._frames.extend(other._frames)
+        other._frames = []
+
+    def __enter__(self) -> "PersistScope":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -422,7 +422,8 @@ class _SparkProblem(_Problem):
 
 def allocate_spark(options, budget: float, max_per_user: int = 1, caps: Sequence[SparkCap] = (),
                    user_col: str = "user_id", tiebreak: Sequence[str] = ("offer_id",), rounds: int = 6,
-                   points: int = 15, steps: int = 12, rel_tol: float = 1e-9, fill_limit: int = 200_000):
+                   points: int = 15, steps: int = 12, rel_tol: float = 1e-9, fill_limit: int = 200_000,
+                   keep=None):
     """`allocate` on a DataFrame of options (one row per user and offer with `profit` and `cost`
     columns, plus the columns the caps name); equal scores go to the smaller `tiebreak` values.
 
@@ -430,9 +431,15 @@ def allocate_spark(options, budget: float, max_per_user: int = 1, caps: Sequence
     `score` (profit - lambda x cost - cap penalties at the multipliers found), and a summary whose
     `chosen` is None. The fill step collects the best `fill_limit` unchosen options by profit/cost
     to the driver.
+
+    The returned frame reads from cached data: pass `keep` (a promolake.common.spark.PersistScope) to
+    release it with the caller's other frames; without it the cache stays until the session ends. The
+    intermediate frames of the repair steps are released here, and everything on failure.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
+
+    from promolake.common.spark import PersistScope
 
     missing = [c for c in (user_col, "profit", "cost", *tiebreak, *(c.column for c in caps)) if c not in options.columns]
     if missing:
@@ -442,6 +449,7 @@ def allocate_spark(options, budget: float, max_per_user: int = 1, caps: Sequence
                      | F.isnan("profit")).limit(1).count():
         raise ValueError("every option's expected cost must be finite and >= 0 and its profit finite")
     problem = _SparkProblem(options, user_col, tiebreak, max_per_user, caps)
+    mine = PersistScope()
     try:
         lam, mu, used = search_multipliers(problem, budget, rounds, points, steps, rel_tol)
         picks = problem.picks(lam, mu).select(user_col, *tiebreak, "_rank")
@@ -454,27 +462,33 @@ def allocate_spark(options, budget: float, max_per_user: int = 1, caps: Sequence
                  .rowsBetween(Window.unboundedPreceding, Window.currentRow))
             unit = F.col("cost") if caps[f].measure == "cost" else F.lit(1.0)
             over = F.col("chosen") & (F.sum(unit).over(w) > F.coalesce(limit[F.col(f"_cap{f}")], F.lit(float("inf"))))
-            scored = scored.withColumn("_drop", over).persist()
+            scored = mine(scored.withColumn("_drop", over))
             n = scored.where("_drop").count()
             repaired += n
             scored = scored.withColumn("chosen", F.col("chosen") & ~F.col("_drop")).drop("_drop")
-        scored = scored.drop("_rank").persist()
+        scored = mine(scored.drop("_rank"))
         spent, usage = problem.usage_of(scored.where("chosen"))
         if spent > budget:
             raise AssertionError("allocation exceeds the budget")
         filled = 0
         if fill_limit > 0 and spent < budget:
-            filled, scored = _spark_fill(scored, problem, budget - spent, usage, fill_limit, tiebreak)
-        row = scored.where("chosen").agg(F.sum("cost"), F.sum("profit")).first()
+            filled, scored = _spark_fill(scored, problem, budget - spent, usage, fill_limit, tiebreak, mine)
+        row = scored.where("chosen").agg(F.sum("cost"), F.sum("profit")).first()   # computes the last one
+        mine.release(but=scored)
+        if keep is not None:
+            keep.adopt(mine)
         out = scored.drop(*[f"_cap{f}" for f in range(len(caps))])
         return out, Allocation(None, lam, tuple(mu), float(row[0] or 0.0), float(row[1] or 0.0), used, filled,
                                repaired)
+    except BaseException:
+        mine.release()
+        raise
     finally:
         problem.options.unpersist()
 
 
 def _spark_fill(scored, problem: _SparkProblem, left: float, usage: list[np.ndarray], fill_limit: int,
-                tiebreak: Sequence[str]):
+                tiebreak: Sequence[str], keep):
     """The greedy fill of `allocate` over the best fill_limit unchosen options, on the driver."""
     F, user_col, n = problem.F, problem.user_col, problem.n
     taken = scored.where("chosen").groupBy(user_col).agg(F.count("*").alias("_taken"))
@@ -497,8 +511,8 @@ def _spark_fill(scored, problem: _SparkProblem, left: float, usage: list[np.ndar
         return 0, scored
     spark = scored.sparkSession
     add = spark.createDataFrame(cand.loc[chosen, [user_col, *tiebreak]]).withColumn("_add", F.lit(True))
-    out = (scored.join(add, [user_col, *tiebreak], "left")
-           .withColumn("chosen", F.col("chosen") | F.coalesce("_add", F.lit(False))).drop("_add").persist())
+    out = keep(scored.join(add, [user_col, *tiebreak], "left")
+               .withColumn("chosen", F.col("chosen") | F.coalesce("_add", F.lit(False))).drop("_add"))
     return added, out
 
 

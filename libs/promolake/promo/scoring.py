@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 from promolake.common.config import Config, PromotionConf
 from promolake.common.lake import ConcurrentWriteError, Lake
 from promolake.common.reporting import StageReport
+from promolake.common.spark import PersistScope
 from promolake.gold.history import as_of_start
 from promolake.promo.allocation import SparkCap, allocate_spark, policy_picks
 from promolake.promo.offers import campaign_offers, with_economics
@@ -232,11 +233,14 @@ def caps_for(pc: PromotionConf) -> list[SparkCap]:
 
 
 def allocate_campaign(scores: DataFrame, users: DataFrame, pc: PromotionConf, campaign_id: str,
-                      report: StageReport | None = None) -> tuple[DataFrame, dict]:
-    """Assignment rows (promotion_assignments columns except stamps) and a summary dict."""
-    best = (best_targets(scores).withColumn("cap_category", F.when(F.col("target_type") == "category", F.col("target")))
-            .withColumnRenamed("expected_incremental_profit", "profit").withColumnRenamed("expected_cost", "cost")
-            .persist())
+                      report: StageReport | None = None, keep: PersistScope | None = None) -> tuple[DataFrame, dict]:
+    """Assignment rows (promotion_assignments columns except stamps) and a summary dict.
+
+    The rows read from frames cached here, held by `keep`: release it once the rows are written or
+    checkpointed (without `keep` they stay cached until the session ends)."""
+    keep = keep if keep is not None else PersistScope()
+    best = keep(best_targets(scores).withColumn("cap_category", F.when(F.col("target_type") == "category", F.col("target")))
+            .withColumnRenamed("expected_incremental_profit", "profit").withColumnRenamed("expected_cost", "cost"))
     caps = caps_for(pc)
     c, e = pc.control_share, pc.explore_share
     # exploration first: its cost comes off the budget, and it may spend at most explore_budget_share of
@@ -249,13 +253,13 @@ def allocate_campaign(scores: DataFrame, users: DataFrame, pc: PromotionConf, ca
         if report:
             report.note(f"exploration at explore_share {pc.explore_share} would cost {full:,.2f}, more than "
                         f"{pc.explore_budget_share:.0%} of the budget: explore share lowered to {e:.4f}")
-    arms = assign_arms(users, pc, campaign_id, e).persist()
-    options = best.join(arms, "user_id").persist()
+    arms = keep(assign_arms(users, pc, campaign_id, e))
+    options = keep(best.join(arms, "user_id"))
     explore = explore_choice(options.where(F.col("arm") == "explore"), pc, campaign_id)
     order = Window.orderBy(uniform(pc.seed + 2, F.lit(campaign_id), F.col("user_id")), "user_id")
     explore = explore.withColumn("_spent", F.sum("cost").over(order.rowsBetween(Window.unboundedPreceding, 0)))
-    over_budget = explore.where(F.col("_spent") > F.lit(pc.budget)).select("user_id").persist()
-    explore = explore.where(F.col("_spent") <= F.lit(pc.budget)).drop("_spent").persist()
+    over_budget = keep(explore.where(F.col("_spent") > F.lit(pc.budget)).select("user_id"))
+    explore = keep(explore.where(F.col("_spent") <= F.lit(pc.budget)).drop("_spent"))
     n_over = over_budget.count()
     if n_over and report:
         report.note(f"exploration alone exceeds the budget: {n_over:,} users drawn for exploration get no offer "
@@ -264,7 +268,7 @@ def allocate_campaign(scores: DataFrame, users: DataFrame, pc: PromotionConf, ca
     policy_budget = max(0.0, pc.budget - explore_cost)
     policy_options = options.where(F.col("arm") == "policy")
     chosen, summary = allocate_spark(policy_options, policy_budget, pc.max_offers_per_user, caps,
-                                     tiebreak=("offer_id",))
+                                     tiebreak=("offer_id",), keep=keep)
     if report:
         report.log(f"allocation: lambda {summary.lam:.4g}, {summary.rounds} round(s), {summary.filled} added by the "
                    f"fill, {summary.repaired} dropped by caps; policy budget {policy_budget:,.2f} after exploration "
@@ -343,12 +347,13 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
     campaign_id = campaign_id or pc.campaign_id
     report = report or StageReport("score")
     run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
-    with report:
+    # every frame this run caches is released when it ends, failed or not, and only this run's frames
+    with report, PersistScope() as keep:
         lake = Lake(spark, cfg.lake)
         as_of = as_of or default_as_of(lake)
         s = silver_frames(lake)
         offers, source = campaign_offers(spark, s["campaigns"], pc, campaign_id, as_of)
-        offers = offers.persist()
+        offers = keep(offers)
         window = offers.agg(F.min("start_ts"), F.max("end_ts")).first()
         report.log(f"campaign {campaign_id} ({source}): {offers.count()} offers, window {window[0]} .. {window[1]}, "
                    f"scored as of {as_of}, budget {pc.budget:,.2f}")
@@ -364,7 +369,7 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
         model = load_uplift_model(f"models:/{pc.model_name}/{version}")
         report.log(f"uplift model {pc.model_name} version {version} (@{tracking.CHAMPION}, {model.learner} learner)")
         assignments = lake.read("promo.promotion_assignments") if lake.exists("promo.promotion_assignments") else None
-        users = eligible_users(s, assignments, pc, campaign_id, as_of).persist()
+        users = keep(eligible_users(s, assignments, pc, campaign_id, as_of))
         n_users = users.count()
         report.log(f"{n_users:,} eligible users (active in the last {pc.active_days} days, cool-down "
                    f"{pc.cooldown_days} days, at least {pc.min_orders} orders)")
@@ -398,7 +403,7 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
             F.lit(run_id).alias("score_run_id"), F.current_timestamp().alias("computed_at")), "promo.offer_scores",
             replace_slice={"campaign_id": campaign_id})
         report.record_write("promo.offer_scores", res)
-        rows, info = allocate_campaign(scores, users, pc, campaign_id, report)
+        rows, info = allocate_campaign(scores, users, pc, campaign_id, report, keep)
         rows = rows.select("user_id", "offer_id", "offer_type", "target_type", "target", "value", "expected_uplift",
                            "expected_cost", "expected_incremental_profit", "p_redeem", "arm", "propensity",
                            "policy_offer_id", "reason_codes", *stamp[1:], stamp[0],
@@ -407,8 +412,6 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
         report.record_write("promo.promotion_assignments", write_assignments(lake, rows, campaign_id, run_id, report))
         summarize(rows, info, pc, model, report)
         simulate(spark, cfg, scores, rows, offers, s["items"], window, report)
-        for df in (rows, scores, users, offers):
-            df.unpersist()
     return report
 
 
