@@ -199,3 +199,15 @@ def test_persist_scope_releases_only_its_own_frames(spark):
     assert not b.is_cached and theirs.is_cached and _cached_plans(spark)
     other.release()
     assert not _cached_plans(spark)
+
+
+def test_version_and_time_travel(spark, tmp_path):
+    lake = Lake(spark, LakeConf(root=str(tmp_path)))
+    assert lake.version("ops.ingest_runs") == -1
+    lake.upsert(runs(spark, [("r1", "users", 1, 5, 4, 1, {}, 0, 0, "b1")]), "ops.ingest_runs")
+    first = lake.version("ops.ingest_runs")          # created (empty, with its comments), then written
+    lake.upsert(runs(spark, [("r1", "users", 1, 7, 7, 0, {}, 0, 0, "b1")]), "ops.ingest_runs")
+    assert lake.version("ops.ingest_runs") == first + 1
+    assert [r.rows_read for r in lake.read_version("ops.ingest_runs", first).collect()] == [5]
+    assert [r.rows_read for r in lake.read_version("ops.ingest_runs", first + 1).collect()] == [7]
+    assert lake.read_version("ops.ingest_runs", 0).count() == 0

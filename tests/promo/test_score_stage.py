@@ -195,6 +195,57 @@ def test_a_run_whose_scores_were_replaced_leaves_the_assignments_alone(scored):
     assert sorted(lake.read(table).where(where).drop("created_at").collect()) == before
 
 
+def test_a_late_write_of_a_replaced_run_is_undone(scored, monkeypatch):
+    """The window between write_assignments' check and its MERGE: run A passes the check, then run B
+    replaces the scores and commits its assignments before A's MERGE lands. A's check after its commit
+    finds B and puts B's assignments back. When B has not written yet, A says B will."""
+    from promolake.common.lake import ConcurrentWriteError
+    from promolake.promo import scoring as sc
+
+    _, lake, _, _ = scored
+    where = F.col("campaign_id") == "DEMO01"
+    table = "promo.promotion_assignments"
+    run_a = sc.scores_run(lake, "DEMO01")
+    a_scores = lake.read("promo.offer_scores").where(where).localCheckpoint()
+    a_rows = lake.read(table).where(where).localCheckpoint()
+    b_rows = a_rows.withColumn("score_run_id", F.lit("B")).localCheckpoint()
+    real = sc.scores_run
+
+    def run_b_between_check_and_merge(write_assignments_too: bool):
+        calls = []
+
+        def scores_run(lake_, campaign_id):
+            calls.append(campaign_id)
+            if len(calls) == 1:         # A's check passes; B then writes before A's MERGE
+                lake.upsert(a_scores.withColumn("score_run_id", F.lit("B")), "promo.offer_scores",
+                            replace_slice={"campaign_id": "DEMO01"})
+                if write_assignments_too:
+                    lake.upsert(b_rows, table, replace_slice={"campaign_id": "DEMO01"})
+                return run_a
+            return real(lake_, campaign_id)
+        return scores_run
+
+    def runs_in_table():
+        return {r[0] for r in lake.read(table).where(where).select("score_run_id").distinct().collect()}
+
+    try:
+        monkeypatch.setattr(sc, "scores_run", run_b_between_check_and_merge(True))
+        with pytest.raises(ConcurrentWriteError, match=r"B's assignments \(\d+ rows\), which this run's write had "
+                                                       r"replaced, were put back"):
+            sc.write_assignments(lake, a_rows, "DEMO01", run_a, StageReport("score", out=io.StringIO()))
+        assert runs_in_table() == {"B"}
+        assert sorted(lake.read(table).where(where).collect()) == sorted(b_rows.collect())
+
+        lake.upsert(a_rows, table, replace_slice={"campaign_id": "DEMO01"})
+        monkeypatch.setattr(sc, "scores_run", run_b_between_check_and_merge(False))
+        with pytest.raises(ConcurrentWriteError, match="B writes its own assignments after this run's"):
+            sc.write_assignments(lake, a_rows, "DEMO01", run_a, StageReport("score", out=io.StringIO()))
+    finally:                            # the module's later tests read run A's scores and assignments
+        lake.upsert(a_scores, "promo.offer_scores", replace_slice={"campaign_id": "DEMO01"})
+        lake.upsert(a_rows, table, replace_slice={"campaign_id": "DEMO01"})
+    assert runs_in_table() == {run_a} and real(lake, "DEMO01") == run_a
+
+
 def test_a_past_campaign_is_evaluated_against_its_control_arm(spark, scored):
     from promolake.promo.campaign_eval import run_evaluate_campaign
 

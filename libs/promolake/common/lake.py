@@ -99,6 +99,19 @@ class Lake:
             return self.spark.read.format("delta").load(loc)
         return self.spark.read.table(loc)
 
+    def version(self, table: str) -> int:
+        """The table's current Delta version (-1: no table)."""
+        if not self.exists(table):
+            return -1
+        return int(self.delta_table(table).history(1).select("version").first()[0])
+
+    def read_version(self, table: str, version: int) -> DataFrame:
+        """The table as it was at a Delta version (time travel)."""
+        loc = self.location(table)
+        if self.conf.mode == "path":
+            return self.spark.read.format("delta").option("versionAsOf", int(version)).load(loc)
+        return self.spark.sql(f"SELECT * FROM {loc} VERSION AS OF {int(version)}")
+
     def delta_table(self, table: str) -> DeltaTable:
         loc = self.location(table)
         if self.conf.mode == "path":

@@ -427,8 +427,14 @@ def write_assignments(lake: Lake, rows: DataFrame, campaign_id: str, run_id: str
     """Replace the campaign's assignments with rows, only while this run's scores are the campaign's
     scores: a newer run that replaced them writes its own assignments, so this one stops without touching
     them (ConcurrentWriteError). A write conflict with another run's assignments is retried after the same
-    check. Two overlapping runs therefore end with the scores and assignments of one run, never a mix."""
+    check. Two overlapping runs therefore end with the scores and assignments of one run, never a mix.
+
+    The check and the MERGE are two steps on two tables, so a newer run B could replace the scores and
+    commit its assignments between them; the check after the commit finds that B holds the scores and
+    puts B's assignments back (restore_assignments), then stops with ConcurrentWriteError."""
+    table = "promo.promotion_assignments"
     for attempt in range(1, attempts + 1):
+        checked_at = lake.version(table)       # before the check: a newer run's assignments come after it
         holder = scores_run(lake, campaign_id)
         if holder != run_id:
             raise ConcurrentWriteError(
@@ -436,12 +442,44 @@ def write_assignments(lake: Lake, rows: DataFrame, campaign_id: str, run_id: str
                 f"({run_id}) worked: that run writes the assignments; this run stopped without touching "
                 "promo.promotion_assignments")
         try:
-            return lake.upsert(rows, "promo.promotion_assignments", replace_slice={"campaign_id": campaign_id})
+            result = lake.upsert(rows, table, replace_slice={"campaign_id": campaign_id})
         except ConcurrentWriteError as err:
             if attempt == attempts:
                 raise
-            report.log(f"promo.promotion_assignments: {err} - checking the scores again and retrying")
+            report.log(f"{table}: {err} - checking the scores again and retrying")
+            continue
+        holder = scores_run(lake, campaign_id)
+        if holder == run_id:
+            return result
+        restored = restore_assignments(lake, campaign_id, holder, checked_at)
+        if restored is None:
+            outcome = f"{holder} writes its own assignments after this run's"
+        elif restored == 0:
+            outcome = f"{holder}'s assignments, committed after this run's, are in place"
+        else:
+            outcome = f"{holder}'s assignments ({restored:,} rows), which this run's write had replaced, were put back"
+        raise ConcurrentWriteError(
+            f"promo.offer_scores of campaign {campaign_id} were replaced by scoring run {holder} while this run "
+            f"({run_id}) wrote its assignments: {outcome}; this run's are not kept")
     raise AssertionError("unreachable")
+
+
+def restore_assignments(lake: Lake, campaign_id: str, holder: str, since_version: int) -> int | None:
+    """Put back the campaign's assignments of scoring run `holder` as the newest table version after
+    since_version that held them had them (they were replaced by an older run's late write). Returns the
+    rows restored: 0 when the current version already has holder's, None when no version after
+    since_version has them (holder has not written yet: it will, since it holds the scores)."""
+    table = "promo.promotion_assignments"
+    current = lake.version(table)
+    for version in range(current, max(since_version, 0), -1):
+        rows = lake.read_version(table, version).where(F.col("campaign_id") == campaign_id)
+        runs = {r[0] for r in rows.select("score_run_id").distinct().collect()}
+        if runs == {holder}:
+            if version == current:
+                return 0
+            lake.upsert(rows, table, replace_slice={"campaign_id": campaign_id})
+            return rows.count()
+    return None
 
 
 def check_offers(offers: DataFrame, items: DataFrame) -> None:
