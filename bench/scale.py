@@ -79,7 +79,14 @@ def main() -> None:
     ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="passed to every stage")
     ap.add_argument("--stages", nargs="+", default=list(STAGES))
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "scale.jsonl"))
+    ap.add_argument("--report", metavar="SINCE", help="run nothing: print the table and slopes of the rows of --out "
+                    "measured on or after SINCE (e.g. 2026-11-30), so sizes run by separate invocations combine")
     args = ap.parse_args()
+    if args.report:
+        with open(args.out) as f:
+            rows = [r for r in map(json.loads, f) if r["measured_at"] >= args.report and r["exit_code"] == 0]
+        print_report(rows, [s for s in STAGES if s in args.stages])
+        return
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for target in args.events:
@@ -108,12 +115,23 @@ def main() -> None:
         for r in rows:      # generate runs before there is a silver table to count: the world's count
             if r["target_events"] == int(target) and r["events"] is None and events:
                 r["events"], r["events_per_s"] = events, round(events / r["seconds"])
+    print_report(rows, args.stages)
+
+
+def print_report(rows: list[dict], stages) -> None:
+    """A Markdown table of rows and the log-log slope of time against events per stage. A generate row
+    (written before its world's events were counted) takes the count of a later row of its size."""
+    counted = {r["target_events"]: r["events"] for r in rows if r["events"]}
+    for r in rows:
+        if r["events"] is None and counted.get(r["target_events"]):
+            r["events"] = counted[r["target_events"]]
+            r["events_per_s"] = round(r["events"] / r["seconds"])
     print("\n| events | stage | seconds | peak MiB | events/s |\n|---:|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['events'] or r['target_events']:,} | {r['stage']} | {r['seconds']:,.1f} | {r['peak_mib']:,} | "
               f"{r['events_per_s'] or '-'} |")
     print("\n| stage | log-log slope (time vs events) |\n|---|---:|")
-    for stage in args.stages:
+    for stage in stages:
         pts = [(r["events"], r["seconds"]) for r in rows if r["stage"] == stage and r["events"] and r["exit_code"] == 0]
         s = slope(pts)
         print(f"| {stage} | {'-' if s is None else f'{s:.2f}'} |")
