@@ -73,27 +73,23 @@ class PersistScope:
     loaded caches of dependent plans).
     """
 
-    def __init__(self, level=None):
-        self.level = level
+    def __init__(self):
         self._frames: list = []
 
-    def __call__(self, df, level=None):
-        level = level or self.level
-        df = df.persist(level) if level is not None else df.persist()
+    def __call__(self, df):
+        df = df.persist()
         self._frames.append(df)
         return df
 
     def __len__(self) -> int:
         return len(self._frames)
 
-    def release(self, but=()) -> None:
-        """Unpersist every frame held except those in `but` (a frame or frames), which stay held."""
-        but = [but] if hasattr(but, "unpersist") else list(but)
-        kept = [df for df in self._frames if any(df is b for b in but)]
+    def release(self, but=None) -> None:
+        """Unpersist every frame held except `but` (one frame), which stays held."""
         for df in self._frames:
-            if not any(df is k for k in kept):
+            if df is not but:
                 df.unpersist()
-        self._frames = kept
+        self._frames = [df for df in self._frames if df is but]
 
     def adopt(self, other: "PersistScope") -> None:
         """Take over other's frames (other is left empty): they are released with this scope."""
