@@ -211,3 +211,22 @@ def test_version_and_time_travel(spark, tmp_path):
     assert [r.rows_read for r in lake.read_version("ops.ingest_runs", first).collect()] == [5]
     assert [r.rows_read for r in lake.read_version("ops.ingest_runs", first + 1).collect()] == [7]
     assert lake.read_version("ops.ingest_runs", 0).count() == 0
+
+
+def test_time_travel_by_table_name(spark):
+    """Catalog mode reads a past version by name (the session catalog stands in for Unity Catalog; the
+    table is written with saveAsTable: OSS Delta's table builder and DeltaTable.forName take no three-part
+    names, Databricks' do)."""
+    lake = Lake(spark, LakeConf(mode="unity_catalog", catalog="spark_catalog",
+                                schemas={"ops": "promolake_tt_ops"}))
+    name = lake.location("ops.ingest_runs")
+    spark.sql("CREATE SCHEMA IF NOT EXISTS spark_catalog.promolake_tt_ops")
+    try:
+        runs(spark, [("r1", "users", 1, 5, 4, 1, {}, 0, 0, "b1")]).write.format("delta").saveAsTable(name)
+        runs(spark, [("r1", "users", 1, 7, 7, 0, {}, 0, 0, "b1")]).write.format("delta") \
+            .mode("overwrite").saveAsTable(name)
+        assert [r.rows_read for r in lake.read_version("ops.ingest_runs", 0).collect()] == [5]
+        assert [r.rows_read for r in lake.read_version("ops.ingest_runs", 1).collect()] == [7]
+        assert [r.rows_read for r in lake.read("ops.ingest_runs").collect()] == [7]
+    finally:
+        spark.sql("DROP SCHEMA IF EXISTS spark_catalog.promolake_tt_ops CASCADE")

@@ -110,7 +110,7 @@ class Lake:
         loc = self.location(table)
         if self.conf.mode == "path":
             return self.spark.read.format("delta").option("versionAsOf", int(version)).load(loc)
-        return self.spark.sql(f"SELECT * FROM {loc} VERSION AS OF {int(version)}")
+        return self.spark.read.option("versionAsOf", int(version)).table(loc)
 
     def delta_table(self, table: str) -> DeltaTable:
         loc = self.location(table)
