@@ -230,3 +230,35 @@ def test_time_travel_by_table_name(spark):
         assert [r.rows_read for r in lake.read("ops.ingest_runs").collect()] == [7]
     finally:
         spark.sql("DROP SCHEMA IF EXISTS spark_catalog.promolake_tt_ops CASCADE")
+
+
+def test_write_counts_are_of_this_write_even_when_another_commit_follows_at_once(spark, tmp_path, monkeypatch):
+    """A writer that commits to the same table between our commit and the read of its counts must not
+    lend us its counts (they were read from the latest commit: a concurrent scoring run's counts could be
+    reported as ours). The session's own commit tag is restored afterwards."""
+    from promolake.common import lake as lake_module
+
+    lake = Lake(spark, LakeConf(root=str(tmp_path)))
+    table = "ops.ingest_runs"
+    lake.upsert(runs(spark, [("r1", "users", 1, 5, 4, 1, {}, 0, 0, "b1")]), table)
+    other = runs(spark, [("r8", "users", 1, 1, 1, 0, {}, 0, 0, "b8"), ("r9", "users", 1, 1, 1, 0, {}, 0, 0, "b9")])
+    real_point = lake_module.faults.point
+
+    def another_writer_right_after_ours(name):
+        real_point(name)
+        if name == f"after_commit:{table}":     # another process: a session with its own commit tag
+            spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", "another run")
+            other.write.format("delta").mode("append").save(lake.location(table))
+
+    monkeypatch.setattr(lake_module.faults, "point", another_writer_right_after_ours)
+    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", "set by the user")
+    try:
+        result = lake.upsert(runs(spark, [("r1", "users", 1, 7, 7, 0, {}, 0, 0, "b1"),
+                                          ("r2", "users", 1, 3, 3, 0, {}, 0, 0, "b2")]), table)
+        assert (result.inserted, result.updated, result.deleted) == (1, 1, 0)
+        assert lake.read(table).count() == 4         # r1, r2 and the other writer's r8, r9
+        assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata") == "set by the user"
+        monkeypatch.setattr(lake_module.faults, "point", real_point)
+        assert lake.append(other, "ops.ingest_runs").inserted == 2
+    finally:
+        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")

@@ -8,6 +8,7 @@ write checks the DataFrame against the table's declared schema first.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any, Iterable, Mapping
@@ -58,6 +59,10 @@ class WriteResult:
     inserted: int
     updated: int
     deleted: int = 0
+
+
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+_RECENT_COMMITS = 20        # where a write's own commit is looked for first (then the whole history)
 
 
 def _quote(*parts: str) -> str:
@@ -157,16 +162,36 @@ class Lake:
         """Append rows in one Delta commit (bronze, logs); creates the table with its comments first."""
         df = self.check_schema(df, table)
         self.ensure(table)
-        self._write(df, table)
-        return WriteResult(table, self._last_metrics(table).get("numOutputRows", 0), 0)
+        return WriteResult(table, self._write(df, table).get("numOutputRows", 0), 0)
 
-    def _write(self, df: DataFrame, table: str) -> None:
+    def _write(self, df: DataFrame, table: str) -> dict[str, int]:
         # mergeSchema: a table created by an older version gains columns added to its declared schema.
         writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
         if self.conf.mode == "path":
-            _committed(table, lambda: writer.save(self.location(table)))
-        else:
-            _committed(table, lambda: writer.saveAsTable(self.location(table).replace("`", "")))
+            return self._commit(table, lambda: writer.save(self.location(table)))
+        return self._commit(table, lambda: writer.saveAsTable(self.location(table).replace("`", "")))
+
+    def _commit(self, table: str, commit) -> dict[str, int]:
+        """Run one Delta commit (see _committed) tagged with a token of its own in the commit's userMetadata,
+        and return that commit's operation metrics: found by the token, not as "the latest commit", so a
+        concurrent writer committing right after ours cannot lend us its counts. The tag is set in the
+        session conf Delta reads for it (the only way to tag a MERGE), restored afterwards; one writer
+        thread per SparkSession is assumed, as everywhere in promolake."""
+        token = f"promolake:{table}:{uuid.uuid4().hex}"
+        before = self.spark.conf.get(_USER_METADATA, None)
+        self.spark.conf.set(_USER_METADATA, token)
+        try:
+            _committed(table, commit)
+        finally:
+            if before is None:
+                self.spark.conf.unset(_USER_METADATA)
+            else:
+                self.spark.conf.set(_USER_METADATA, before)
+        history = self.delta_table(table).history
+        row = (history(_RECENT_COMMITS).where(F.col("userMetadata") == token).select("operationMetrics").first()
+               or history().where(F.col("userMetadata") == token).select("operationMetrics").first())
+        metrics = (row.operationMetrics if row else None) or {}
+        return {k: int(v) for k, v in metrics.items() if str(v).isdigit()}
 
     def upsert(self, df: DataFrame, table: str, update_when: str | None = None,
                insert_only: bool = False, replace_slice: Mapping[str, Any] | None = None) -> WriteResult:
@@ -186,8 +211,7 @@ class Lake:
         df = self.check_schema(df, table)
         if not self.exists(table):
             self.ensure(table)
-            self._write(df, table)
-            return WriteResult(table, self._last_metrics(table).get("numOutputRows", 0), 0)
+            return WriteResult(table, self._write(df, table).get("numOutputRows", 0), 0)
         on: Column = reduce(lambda a, b: a & b, [F.col(f"t.`{k}`").eqNullSafe(F.col(f"s.`{k}`")) for k in t.keys])
         in_slice = None
         if replace_slice:
@@ -203,8 +227,7 @@ class Lake:
         merge = merge.whenNotMatchedInsertAll()
         if in_slice is not None:
             merge = merge.whenNotMatchedBySourceDelete(condition=in_slice)
-        _committed(table, merge.execute)
-        metrics = self._last_metrics(table)
+        metrics = self._commit(table, merge.execute)
         return WriteResult(table, metrics.get("numTargetRowsInserted", 0), metrics.get("numTargetRowsUpdated", 0),
                            metrics.get("numTargetRowsDeleted", 0))
 
@@ -218,14 +241,8 @@ class Lake:
         if not self.exists(table):
             return 0
         on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in t.keys)
-        _committed(table, self.delta_table(table).alias("t").merge(keys.distinct().alias("s"), on)
-                   .whenMatchedDelete().execute)
-        return self._last_metrics(table).get("numTargetRowsDeleted", 0)
-
-    def _last_metrics(self, table: str) -> dict[str, int]:
-        row = self.delta_table(table).history(1).select("operationMetrics").first()
-        metrics = (row.operationMetrics if row else None) or {}
-        return {k: int(v) for k, v in metrics.items() if str(v).isdigit()}
+        return self._commit(table, self.delta_table(table).alias("t").merge(keys.distinct().alias("s"), on)
+                            .whenMatchedDelete().execute).get("numTargetRowsDeleted", 0)
 
     def tables(self, layers: Iterable[str] | None = None) -> list[str]:
         """Logical names of existing tables, optionally limited to some layers."""
