@@ -11,7 +11,7 @@ TORCH_VERSION=$(sed -n 's/.*"torch==\([^"]*\)".*/\1/p' setup.py)
 HOROVOD_VERSION=$(sed -n 's/.*"horovod==\([^"]*\)".*/\1/p' setup.py)
 WHEELS="$CACHE/wheels/horovod-$HOROVOD_VERSION-torch-$TORCH_VERSION"
 STAMP="$VENV/.promolake-installed"
-DIGEST=$(cat setup.py constraints.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)
+DIGEST=$(cat setup.py constraints.txt scripts/bootstrap.sh scripts/build_horovod.sh | sha256sum | cut -c1-16)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$DIGEST" ]; then
   exit 0
@@ -35,23 +35,11 @@ step "installing torch $TORCH_VERSION (needed before Horovod is built)"
 
 if ! ls "$WHEELS"/horovod-*.whl >/dev/null 2>&1; then
   step "building Horovod $HOROVOD_VERSION against torch $TORCH_VERSION (C++17 patch; about 7 minutes, cached in $WHEELS)"
-  build=$(mktemp -d)
-  "${PIP[@]}" install -q -c constraints.txt cmake packaging
-  "${PIP[@]}" download -q --no-deps --no-binary :all: -d "$build" "horovod==$HOROVOD_VERSION"
-  tar -xzf "$build"/horovod-*.tar.gz -C "$build"
-  src=$(find "$build" -maxdepth 1 -type d -name "horovod-*" | head -1)
-  # The sdist forces C++14; torch >= 2.1 headers need C++17 (horovod/horovod#3996, fixed upstream but unreleased).
-  sed -i 's/set(CMAKE_CXX_STANDARD 14)/set(CMAKE_CXX_STANDARD 17)/' "$src/CMakeLists.txt" "$src/horovod/torch/CMakeLists.txt"
-  mkdir -p "$WHEELS"
-  HOROVOD_WITH_PYTORCH=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 HOROVOD_WITH_GLOO=1 \
-    HOROVOD_WITHOUT_MPI=1 HOROVOD_CPU_OPERATIONS=GLOO MAKEFLAGS="-j$(nproc)" \
-    "${PIP[@]}" wheel -q --no-deps --no-build-isolation -w "$build/dist" "$src"
-  mv "$build"/dist/horovod-*.whl "$WHEELS/"
-  rm -rf "$build"
+  bash scripts/build_horovod.sh "$VENV/bin/python" "$HOROVOD_VERSION" "$WHEELS"
 fi
 
-step "installing promolake with extras train and dev"
-"${PIP[@]}" install -q -c constraints.txt --find-links "$WHEELS" --prefer-binary -e ".[train,dev]"
+step "installing promolake with extras local, train and dev"
+"${PIP[@]}" install -q -c constraints.txt --find-links "$WHEELS" --prefer-binary -e ".[local,train,dev]"
 "$VENV/bin/python" -c "import horovod.torch, pyspark, delta, petastorm, transformers, mlflow" \
   || { echo "bootstrap: installed packages do not import; see the errors above" >&2; exit 1; }
 echo "$DIGEST" > "$STAMP"

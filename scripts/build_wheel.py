@@ -4,6 +4,7 @@ The Databricks Asset Bundle (databricks.yml, artifacts.promolake_wheel) runs thi
 new version makes job clusters install the new wheel instead of a cached one with the same name.
 
     python3 scripts/build_wheel.py            # -> dist/promolake-0.1.0+20261124T0120.abc1234-py3-none-any.whl
+    python3 scripts/build_wheel.py --dist DIR # into DIR instead (scripts/runtime_check.py)
 """
 from __future__ import annotations
 
@@ -33,9 +34,13 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dist", type=Path, default=REPO / "dist", help="folder for the wheel (emptied first)")
+    dist = parser.parse_args(argv).dist.resolve()
     version = build_version(dt.datetime.now(dt.timezone.utc), git_sha())
-    dist = REPO / "dist"
     shutil.rmtree(dist, ignore_errors=True)     # one wheel in dist/: the bundle's libraries glob it
     env = {**os.environ, "PROMOLAKE_VERSION": version}
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(REPO)], env=env,

@@ -2,6 +2,7 @@
 job settings model and points at code that exists (promolake.common.bundle); broken bundles are caught."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -107,3 +108,14 @@ def test_each_build_gets_a_new_valid_version():
     assert Version(first) != Version(second) and Version(first).public == "0.1.0"
     bundle = load_bundle(REPO)
     assert "scripts/build_wheel.py" in bundle["artifacts"]["promolake_wheel"]["build"]
+
+
+def test_every_repository_file_the_configuration_and_bundle_name_exists():
+    """conf/*.yml, databricks.yml and resources/*.yml name files of the repository (resources/*.yml,
+    notebooks, scripts) in comments and values; each must exist (prod.yml named a missing
+    resources/promo_train_text.yml)."""
+    files = [REPO / "databricks.yml", *sorted((REPO / "conf").glob("*.yml")), *sorted((REPO / "resources").glob("*.yml"))]
+    named = re.compile(r"(?<![\w/.])((?:resources|conf|scripts|notebooks|jobs|runtimes)/[\w./-]+\.(?:yml|py|sh|txt))")
+    missing = [f"{f.relative_to(REPO)} names {m}" for f in files for m in named.findall(f.read_text())
+               if not (REPO / m).exists()]
+    assert not missing, missing

@@ -15,12 +15,14 @@ from promolake.common.config import ENVIRONMENTS, ConfigError, load_config
 REPO = Path(__file__).resolve().parents[1]
 
 
-def requirements() -> list[str]:
+def requirements(lists: tuple[str, ...] = ("LOCAL", "TRAIN", "DEV")) -> list[str]:
+    """The requirement strings of setup.py's lists: LOCAL, TRAIN, DEV (the local environment, pinned) or BASE
+    (what the wheel installs on a cluster: ranges the target runtimes satisfy)."""
     tree = ast.parse((REPO / "setup.py").read_text())
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.List) and any(
-                isinstance(t, ast.Name) and t.id in ("CORE", "TRAIN", "DEV") for t in node.targets):
+                isinstance(t, ast.Name) and t.id in lists for t in node.targets):
             out += [ast.literal_eval(e) for e in node.value.elts]
     return out
 
@@ -36,6 +38,23 @@ def test_every_dependency_is_pinned_and_locked():
         name, version = req.split("==")
         name = name.split("[")[0].lower().replace("_", "-")
         assert locked.get(name) == version, f"{req}: constraints.txt has {locked.get(name)}"
+
+
+def test_the_locked_environment_satisfies_the_wheels_own_requirements():
+    """The ranges the wheel declares for clusters (BASE) hold for the pinned local environment too, so the
+    lock file stays the one reproducible set."""
+    from packaging.requirements import Requirement
+
+    locked = {k.lower().replace("_", "-"): v.strip() for k, v in (
+        line.split("==", 1) for line in (REPO / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#"))}
+    base = requirements(("BASE",))
+    assert len(base) > 5
+    for text in base:
+        req = Requirement(text)
+        name = req.name.lower().replace("_", "-")
+        assert name in locked, f"{text}: not in constraints.txt"
+        assert req.specifier.contains(locked[name]), f"{text}: constraints.txt has {locked[name]}"
 
 
 SECRET_PATTERNS = {

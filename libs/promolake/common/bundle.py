@@ -66,9 +66,9 @@ def load_bundle(repo: Path) -> dict:
     return bundle
 
 
-def resolve(bundle: dict, target: str) -> dict:
+def resolve(bundle: dict, target: str, variables: dict[str, Any] | None = None) -> dict:
     """The bundle as deployed to `target`: the target's variables and resource overrides applied and
-    every ${...} reference substituted."""
+    every ${...} reference substituted. `variables` are set last, as `databricks bundle deploy --var name=value`."""
     targets = bundle.get("targets", {})
     if target not in targets:
         raise BundleError(f"unknown target {target!r}; the bundle has {sorted(targets)}")
@@ -77,6 +77,10 @@ def resolve(bundle: dict, target: str) -> dict:
     for name, value in (t.get("variables") or {}).items():
         if name not in values:
             raise BundleError(f"target {target!r} sets variable {name!r}, which databricks.yml does not declare")
+        values[name] = value
+    for name, value in (variables or {}).items():
+        if name not in values:
+            raise BundleError(f"--var {name}: databricks.yml declares no such variable")
         values[name] = value
     missing = sorted(n for n, v in values.items() if v is None)
     if missing:

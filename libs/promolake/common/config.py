@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from promolake.common.pydantic_compat import (Field, StrictModel, ValidationError, field_validator, is_unknown_key,
+                                              model_validator)
 
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 ENV_PREFIX = "PROMOLAKE__"
@@ -32,8 +33,8 @@ def validate_identifier(value: str, what: str = "identifier") -> str:
     return value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel):
+    """Unknown keys are errors; values are frozen (pydantic 2 or 1.10: promolake.common.pydantic_compat)."""
 
 
 class SparkConf(_Strict):
@@ -334,7 +335,14 @@ class CampaignConf(_Strict):
 
     start: dt.date | None = None
     days: int = Field(14, ge=1, le=365)
-    offers: tuple[OfferConf, ...] = Field(min_length=1)
+    offers: tuple[OfferConf, ...]
+
+    @field_validator("offers")
+    @classmethod
+    def _some_offers(cls, v: tuple[OfferConf, ...]) -> tuple[OfferConf, ...]:
+        if not v:
+            raise ValueError("a campaign needs at least one offer")
+        return v
 
 
 class PromotionConf(_Strict):
@@ -551,7 +559,7 @@ def load_config(
         lines = []
         for e in err.errors():
             key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            reason = "unknown key (misspelt?)" if e["type"] == "extra_forbidden" else e["msg"]
-            got = "" if e["type"] == "extra_forbidden" else f" (got {e.get('input')!r})"
+            reason = "unknown key (misspelt?)" if is_unknown_key(e) else e["msg"]
+            got = "" if is_unknown_key(e) or "input" not in e else f" (got {e['input']!r})"
             lines.append(f"  {key}: {reason}{got} [from {_origin_of(e['loc'], origins)}]")
         raise ConfigError(f"invalid configuration for env {env!r}:\n" + "\n".join(lines)) from None

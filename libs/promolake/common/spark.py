@@ -56,10 +56,14 @@ def get_spark(conf: SparkConf | None = None) -> SparkSession:
 
 
 def _session_settings(spark: SparkSession) -> None:
-    """Runtime settings the pipeline relies on, on any cluster: UTC timestamps, and Parquet files
-    written by pandas (nanosecond timestamps) readable, as epoch nanoseconds."""
+    """Runtime settings the pipeline relies on, on any cluster and Spark version: UTC timestamps, Parquet files
+    written by pandas (nanosecond timestamps) readable, as epoch nanoseconds, and non-ANSI SQL semantics."""
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    # Spark 4 (Databricks Runtime 17.3 LTS and later) turns ANSI mode on by default. The silver rules rely on
+    # a malformed value cast to a type giving null (then quarantined under its rule, e.g. unparsable_event_ts)
+    # and the features on division by zero giving null, as on Spark 3.5: the same semantics on every version.
+    spark.conf.set("spark.sql.ansi.enabled", "false")
 
 
 class PersistScope:

@@ -103,6 +103,43 @@ def register(model_uri: str, name: str, tags: dict[str, str] | None = None) -> s
     return str(mv.version)
 
 
+def log_pyfunc(name: str, **kwargs):
+    """mlflow.pyfunc.log_model(...) of the active run under the artifact name `name`; returns its ModelInfo.
+
+    The one place that bridges MLflow major versions: MLflow 3 names the model with `name`, MLflow 2 (what
+    Databricks Runtime 15.4 LTS ML (2.13.1) and 16.4 LTS ML (2.21.3) ship) with `artifact_path`. The
+    keyword is chosen from the installed function's signature, so a cluster keeps the MLflow it ships."""
+    import inspect
+
+    import mlflow.pyfunc
+
+    params = inspect.signature(mlflow.pyfunc.log_model).parameters
+    return mlflow.pyfunc.log_model(**{"name" if "name" in params else "artifact_path": name}, **kwargs)
+
+
+# error codes of a registry lookup that found nothing (MLflow's sqlite/REST registry; Unity Catalog)
+_MISSING = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+
+
+def run_id_of(name: str, version: str) -> str | None:
+    """The run that logged version `version` of registered model `name`; None when the registry has no such
+    version (e.g. the version was written by another registry: a lake copied between workspaces). Any other
+    registry error (unreachable, permission denied) is raised, after the retries given to setup()."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    def lookup():
+        try:
+            return MlflowClient().get_model_version(name, version).run_id or None
+        except MlflowException as err:
+            if err.error_code in _MISSING:
+                return None
+            raise
+
+    return retry.call(lookup, f"looking up version {version} of {name}", _registry_retries(),
+                      retry.transient_mlflow)
+
+
 def set_alias(name: str, alias: str, version: str) -> None:
     from mlflow import MlflowClient
 

@@ -372,7 +372,7 @@ def log_and_register(lake: Lake, factors: Factors, user_index: DataFrame, item_i
         model = AlsRecommender()
         model.load_context(type("Ctx", (), {"artifacts": {"factors": path}})())
         signature = infer_signature(example, model.predict(None, example))
-        info = mlflow.pyfunc.log_model(name="als_model", python_model=AlsRecommender(),
+        info = tracking.log_pyfunc("als_model", python_model=AlsRecommender(),
                                        artifacts={"factors": path}, signature=signature, input_example=example,
                                        code_paths=None)
         mlflow.log_dict({"rank": params.rank, "users": len(uid), "items": len(iid), "as_of": str(as_of)},

@@ -321,16 +321,12 @@ def allocate_campaign(scores: DataFrame, users: DataFrame, pc: PromotionConf, ca
 
 
 def model_lineage(names_versions: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """({model: version}, {model: run id}) from the registry, for the rows' model_versions / run_ids."""
-    from mlflow import MlflowClient
+    """({model: version}, {model: run id}) from the registry, for the rows' model_versions / run_ids. A version
+    the registry does not have (written by another registry, e.g. a copied lake) keeps its version with an
+    empty run id; any other registry error stops the run (it would otherwise write empty lineage)."""
+    from promolake.common import tracking
 
-    client = MlflowClient()
-    runs = {}
-    for name, version in names_versions.items():
-        try:
-            runs[name] = client.get_model_version(name, version).run_id or ""
-        except Exception:  # a version written by another registry (e.g. a copied lake): keep the version
-            runs[name] = ""
+    runs = {name: tracking.run_id_of(name, version) or "" for name, version in names_versions.items()}
     return dict(names_versions), runs
 
 

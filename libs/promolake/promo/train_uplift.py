@@ -189,7 +189,7 @@ def log_uplift_model(model: UpliftModel, example: pd.DataFrame, name: str, as_of
         with open(path, "wb") as f:
             pickle.dump(model, f)
         signature = infer_signature(example, model.predict(example))
-        info = mlflow.pyfunc.log_model(name="uplift_model", python_model=UpliftPyfunc(), artifacts={"model": path},
+        info = tracking.log_pyfunc("uplift_model", python_model=UpliftPyfunc(), artifacts={"model": path},
                                        signature=signature, input_example=example)
     return tracking.register(info.model_uri, name, tags={"as_of": str(as_of), "learner": model.learner,
                                                          **(extra_tags or {})})

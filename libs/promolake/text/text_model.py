@@ -118,6 +118,8 @@ def log_text_model(model, tokenizer, max_user_len: int, max_item_len: int, name:
     import mlflow
     from mlflow.models import infer_signature
 
+    from promolake.common import tracking
+
     if mlflow.active_run() is None:
         raise RuntimeError("log_text_model needs an active MLflow run (mlflow.start_run)")
     if not example_texts:
@@ -129,7 +131,7 @@ def log_text_model(model, tokenizer, max_user_len: int, max_item_len: int, name:
                                 "tower": [tower for _ in example_texts for tower in TOWERS]})
         output = TextEncoder().load(path).predict(None, example, {"batch_size": batch_size})
         signature = infer_signature(example, output, params={"batch_size": batch_size})
-        info = mlflow.pyfunc.log_model(name=name, python_model=TextEncoder(), artifacts={ARTIFACT: str(path)},
+        info = tracking.log_pyfunc(name, python_model=TextEncoder(), artifacts={ARTIFACT: str(path)},
                                        code_paths=[package_copy(Path(tmp) / "code")], signature=signature,
                                        input_example=example, pip_requirements=requirements())
     return info.model_uri
