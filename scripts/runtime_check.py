@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "libs"))
 
 from promolake.common.bundle import load_bundle, resolve  # noqa: E402
 from promolake.common.runtimes import (Profile, bundle_tasks, canonical, freeze_problems,  # noqa: E402
-                                       parse_freeze, profiles)
+                                       local_path, parse_freeze, profiles)
 
 CACHE = Path(os.environ.get("PROMOLAKE_CACHE", Path.home() / ".cache" / "promolake"))
 RUNTIMES = REPO / "runtimes"
@@ -52,7 +52,6 @@ TINY = {"world.users": "400", "world.items": "120", "world.days": "90", "world.c
         "spark.shuffle_partitions": "2", "als.tuning.trials": "1",
         "text.max_pairs": "128", "text.batch_size": "16", "text.max_user_len": "24", "text.max_item_len": "24",
         "text.validation_users": "30", "text.epochs": "1", "text.use_gpu": "false", "text.num_proc": "2",
-        "text.mixed_precision": "off",
         # a 400-user world teaches the uplift model nothing: the gate's minimum is lowered so scoring has a champion
         "validation.uplift.minimums.auc_treated": "0.0"}
 
@@ -116,7 +115,9 @@ def freeze(python: Path) -> str:
 
 def runtime_env(profile: Profile) -> Path:
     """The cached environment standing for the runtime (built when missing or when the profile changed)."""
-    digest = hashlib.sha256(profile.path.read_bytes()).hexdigest()[:12]
+    # keyed by what the environment holds (not the profile's comments or bundle variables)
+    defining = [profile.python, *profile.constraints(), "preinstall:", *profile.preinstall]
+    digest = hashlib.sha256("\n".join(defining).encode()).hexdigest()[:12]
     env = CACHE / "runtimes" / f"{profile.name}-{digest}"
     stamp = env / ".promolake-runtime"
     if stamp.exists():
@@ -218,7 +219,10 @@ def check_profile(profile: Profile, work: Path, target: str, tasks_only: set[str
             elif kind == "pypi":
                 installs.append((task, spec, [spec]))
             else:
-                installs.append((task, spec, ["-r", str(REPO / spec if not os.path.isabs(spec) else spec)]))
+                path = local_path(spec, REPO)
+                if not path.is_file():
+                    return [f"{task.job}.{task.key}: requirements library {spec} ({path}) does not exist"]
+                installs.append((task, spec, ["-r", str(path)]))
     try:
         top_up(runtime, py, profile, [a for _, _, args in installs for a in args], work)
     except RuntimeError as err:

@@ -14,15 +14,16 @@ import pytest
 
 from promolake.common.bundle import load_bundle, resolve
 from promolake.common.runtimes import (NEVER_IN_THE_WHEEL, BundleTask, canonical, freeze_problems, parse_freeze,
-                                       parse_profile, profiles, stage_imports, unsatisfied)
+                                       parse_profile, profiles, stage_imports, task_requirements, unsatisfied)
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = profiles(REPO / "runtimes")
 
-def bundle_tasks_of(target: str = "dev") -> list[BundleTask]:
+def bundle_tasks_of(profile=None, target: str = "dev") -> list[BundleTask]:
+    """The resolved bundle's tasks, deployed for a profile's runtime (its bundle variables) or as by default."""
     from promolake.common.runtimes import bundle_tasks
 
-    return bundle_tasks(resolve(load_bundle(REPO), target))
+    return bundle_tasks(resolve(load_bundle(REPO), target, profile.bundle_variables if profile else None))
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,8 @@ def test_a_wheel_requiring_pyspark_is_caught():
 def test_the_wheel_and_task_libraries_leave_the_runtime_libraries_alone(profile, wheel_requirements):
     """Each requirement of the wheel and of the tasks' pypi libraries that names a library the runtime ships
     must accept the runtime's version (otherwise pip on the cluster replaces it)."""
-    libraries = [spec for t in bundle_tasks_of() if profile.runs(t) for kind, spec in t.libraries if kind == "pypi"]
+    libraries = [r for t in bundle_tasks_of(profile) if profile.runs(t) for r in task_requirements(t, REPO)]
+    assert "optuna>=3.5,<6" in libraries and any(r.startswith("causalml==") for r in libraries)
     assert not unsatisfied(base(wheel_requirements) + libraries, profile)
 
 
@@ -100,11 +102,11 @@ def test_every_task_import_is_met_by_its_runtime_and_declared_libraries(profile,
     """What each task's stage can import (promolake.common.runtimes.stage_imports) is shipped by the runtime,
     required by the wheel, or one of the task's libraries."""
     missing = []
-    for task in bundle_tasks_of():
+    for task in bundle_tasks_of(profile):
         if not profile.runs(task):
             continue
         available = set(profile.pins) | set(profile.stand_ins) | declared(base(wheel_requirements)) | declared(
-            [spec for kind, spec in task.libraries if kind == "pypi"])
+            task_requirements(task, REPO))
         for module in sorted(stage_imports(REPO / "libs" / "promolake", task.argv[0])):
             if not distributions_of(module) & available:
                 missing.append(f"{task.job}.{task.key} imports {module} ({', '.join(distributions_of(module))})")
@@ -150,7 +152,7 @@ def test_freeze_comparison_finds_changed_removed_and_mismatched_additions(tmp_pa
 
 
 def test_bundle_tasks_take_their_parameters_from_the_bundle():
-    tasks = {(t.job, t.key): t for t in bundle_tasks_of("prod")}
+    tasks = {(t.job, t.key): t for t in bundle_tasks_of(target="prod")}
     score = tasks[("promo_daily", "score_promotions")]
     assert score.argv[:3] == ("score", "--env", "prod") and "promotion.budget=2000" in score.argv
     assert tasks[("promo_retrain", "train_text_model")].gpu and not score.gpu
@@ -192,3 +194,20 @@ def test_every_other_runtime_profile_passes_the_runtime_check(profile, tmp_path)
     proc = runtime_check(profile, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "1/1 profiles passed" in proc.stdout
+
+
+def test_each_profile_deploys_the_bundle_on_its_own_runtime():
+    """A profile's bundle variables put the CPU jobs on its runtime and select its requirements library; the
+    bundle's defaults are one profile's."""
+    defaults = {t.key: t for t in bundle_tasks_of()}
+    assert any(all(defaults["train_uplift"].spark_version == p.bundle_variables["spark_version"]
+                   for _ in [0]) and p.bundle_variables["runtime"] in str(defaults["train_uplift"].libraries)
+               for p in PROFILES)
+    for profile in PROFILES:
+        tasks = bundle_tasks_of(profile)
+        cpu = [t for t in tasks if not t.gpu]
+        assert {t.spark_version for t in cpu} == {profile.bundle_variables["spark_version"]}
+        assert profile.bundle_variables["spark_version"] in profile.spark_versions
+        reqs = [spec for t in cpu for kind, spec in t.libraries if kind == "requirements"]
+        assert reqs and all(s.endswith(f"/runtimes/libraries/{profile.name}.txt") for s in reqs)
+        assert (REPO / "runtimes" / "libraries" / f"{profile.name}.txt").is_file()

@@ -69,6 +69,9 @@ def _quote(*parts: str) -> str:
     return ".".join(f"`{validate_identifier(p)}`" for p in parts)
 
 
+SESSION_CATALOG = "spark_catalog"
+
+
 class Lake:
     """Reads and writes promolake's tables by logical name (see promolake.common.tables)."""
 
@@ -118,10 +121,18 @@ class Lake:
         return self.spark.read.option("versionAsOf", int(version)).table(loc)
 
     def delta_table(self, table: str) -> DeltaTable:
-        loc = self.location(table)
         if self.conf.mode == "path":
-            return DeltaTable.forPath(self.spark, loc)
-        return DeltaTable.forName(self.spark, loc)
+            return DeltaTable.forPath(self.spark, self.location(table))
+        return DeltaTable.forName(self.spark, self._delta_name(table))
+
+    def _delta_name(self, table: str | TableSpec) -> str:
+        """The table's name as Delta's Python API takes it. Databricks' Delta takes catalog.schema.table; the
+        open-source one (the local stand-in for Unity Catalog, the session catalog) takes at most
+        schema.table, which in the session catalog names the same table."""
+        t = spec(table) if isinstance(table, str) else table
+        if self.conf.catalog == SESSION_CATALOG:
+            return _quote(self.conf.schemas[t.layer], t.name)
+        return self.location(t)
 
     # ----- writing ------------------------------------------------------------------------
     def ensure(self, table: str) -> None:
@@ -134,7 +145,7 @@ class Lake:
             builder = builder.location(self.location(t))
         else:
             self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {_quote(self.conf.catalog, self.conf.schemas[t.layer])}")
-            builder = builder.tableName(self.location(t).replace("`", ""))
+            builder = builder.tableName(self._delta_name(t).replace("`", ""))
         for f in t.fields:
             builder = builder.addColumn(f.name, f.dtype, comment=f.doc)
         if t.partition_by:

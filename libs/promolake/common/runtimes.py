@@ -195,6 +195,34 @@ def bundle_tasks(resolved: Mapping[str, Any], parameters: Mapping[str, str] | No
     return out
 
 
+WORKSPACE_FILES = "/Workspace/bundle/files"     # ${workspace.file_path} as promolake.common.bundle.resolve sets it
+
+
+def local_path(spec: str, repo: Path) -> Path:
+    """The repository file behind a library path of the resolved bundle (the bundle syncs the repository to
+    ${workspace.file_path}); a relative path is relative to the repository."""
+    if spec.startswith(WORKSPACE_FILES + "/"):
+        return Path(repo) / spec[len(WORKSPACE_FILES) + 1:]
+    return Path(spec) if Path(spec).is_absolute() else Path(repo) / spec
+
+
+def requirement_lines(path: Path) -> list[str]:
+    """The requirements of a pip requirements file (comments and blank lines dropped)."""
+    return [line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines()
+            if line.split("#", 1)[0].strip()]
+
+
+def task_requirements(task: "BundleTask", repo: Path) -> list[str]:
+    """The PyPI requirements a task's libraries declare: pypi packages and the lines of requirements files."""
+    out = []
+    for kind, spec in task.libraries:
+        if kind == "pypi":
+            out.append(spec)
+        elif kind == "requirements":
+            out += requirement_lines(local_path(spec, repo))
+    return out
+
+
 # ----- what pip did --------------------------------------------------------------------------------------
 def parse_freeze(text: str) -> dict[str, str]:
     """`pip freeze` output -> {canonical name: version}; editable and URL lines keep their text."""
@@ -282,6 +310,10 @@ def _units(source: str) -> dict[str, _Unit]:
     tree = ast.parse(source)
     parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
     units: dict[str, _Unit] = {"<module>": _Unit()}
+    # names bound by imports (module aliases such as `ta` in `from promolake.ml import train_als as ta`): an
+    # attribute counts as a mention only on one of these (ta.tune), not on a value (cfg.als.tune)
+    aliases = {"self", "cls"} | {(a.asname or a.name).split(".")[0] for n in ast.walk(tree)
+                                 if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
 
     def visit(node, unit: _Unit, names: bool = True) -> None:
         for sub in ast.walk(node):
@@ -289,9 +321,10 @@ def _units(source: str) -> dict[str, _Unit]:
                 unit.imports += [(a.name, None) for a in sub.names]
             elif isinstance(sub, ast.ImportFrom) and sub.level == 0 and sub.module and not _optional(sub, parents):
                 unit.imports += [(sub.module, a.name) for a in sub.names]
-            elif names and isinstance(sub, ast.Name):
+            elif names and isinstance(sub, ast.Name) and not isinstance(sub.ctx, ast.Store):   # x = ... defines x
                 unit.names.add(sub.id)
-            elif names and isinstance(sub, ast.Attribute):
+            elif names and isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and \
+                    sub.value.id in aliases:
                 unit.names.add(sub.attr)
 
     for node in tree.body:
