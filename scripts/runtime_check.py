@@ -76,15 +76,24 @@ def log(msg: str) -> None:
 
 def run(cmd: list[str], logfile: Path | None = None, env: dict | None = None, cwd: Path | None = None,
         what: str = "") -> str:
-    """Run cmd; its output goes to logfile (appended) and is returned. Raises with the output's tail on failure."""
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, cwd=cwd)
-    out = proc.stdout + proc.stderr
-    if logfile is not None:
+    """Run cmd. With a logfile its output is appended there as it comes (tail -f it to follow a task) and
+    returned; without one it is captured and returned. Raises with the output's tail on failure."""
+    cmd = [str(c) for c in cmd]
+    if logfile is None:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+        out, code = proc.stdout + proc.stderr, proc.returncode
+    else:
         with open(logfile, "a") as f:
-            f.write(f"$ {' '.join(map(str, cmd))}\n{out}\n")
-    if proc.returncode != 0:
+            f.write(f"$ {' '.join(cmd)}\n")
+            f.flush()
+            start = f.tell()
+            code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd).returncode
+        with open(logfile) as f:
+            f.seek(start)
+            out = f.read()
+    if code != 0:
         tail = "\n".join(out.splitlines()[-40:])
-        raise RuntimeError(f"{what or cmd[0]} failed (exit {proc.returncode}):\n{tail}")
+        raise RuntimeError(f"{what or cmd[0]} failed (exit {code}):\n{tail}")
     return out
 
 
@@ -188,8 +197,10 @@ def layered_env(runtime: Path, work: Path, python: str) -> Path:
     return venv
 
 
-def check_profile(profile: Profile, work: Path, target: str, tasks_only: set[str] | None) -> list[str]:
-    """Problems found for one profile (empty: it passed)."""
+def check_profile(profile: Profile, work: Path, target: str, tasks_only: set[str] | None,
+                  start_at: str | None = None) -> list[str]:
+    """Problems found for one profile (empty: it passed). start_at: keep the lake of an earlier run in `work`
+    and run the tasks from this task key on (when fixing a task that failed)."""
     t0 = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
     runtime = runtime_env(profile)
@@ -246,11 +257,17 @@ def check_profile(profile: Profile, work: Path, target: str, tasks_only: set[str
     # the tiny-world settings go through the environment; the tasks' own arguments are the bundle's
     env = {**task_environment(work, venv), **tiny_environment()}
     tasklog = work / "tasks.log"
-    try:
-        run([venv / "bin" / "promolake", "generate", "--env", target], tasklog, env=env, cwd=work,
-            what="generating the tiny world")
-    except RuntimeError as err:
-        return [f"{profile.name}: {err}"]
+    if start_at:
+        keys = [t.key for t in tasks]
+        if start_at not in keys:
+            return [f"{profile.name}: --start-at {start_at}: not one of {keys}"]
+        tasks = tasks[keys.index(start_at):]
+    else:
+        try:
+            run([venv / "bin" / "promolake", "generate", "--env", target], tasklog, env=env, cwd=work,
+                what="generating the tiny world")
+        except RuntimeError as err:
+            return [f"{profile.name}: {err}"]
     done: set[tuple[str, ...]] = set()
     failed = []
     for task in tasks:
@@ -259,10 +276,11 @@ def check_profile(profile: Profile, work: Path, target: str, tasks_only: set[str
         done.add((task.entry_point, *task.argv))
         started = time.monotonic()
         try:
-            run([venv / "bin" / task.entry_point, *task.argv], tasklog, env=env, cwd=work,
-                what=f"{task.job}.{task.key}")
+            out = run([venv / "bin" / task.entry_point, *task.argv], tasklog, env=env, cwd=work,
+                      what=f"{task.job}.{task.key}")
+            summary = "; ".join(line.strip("= ").strip() for line in out.splitlines() if line.startswith("== "))
             log(f"{profile.name}: {task.job}.{task.key}: {task.entry_point} {' '.join(task.argv)}  ok "
-                f"({time.monotonic() - started:.0f}s)")
+                f"({time.monotonic() - started:.0f}s; {summary or 'no stage summary'})")
         except RuntimeError as err:
             log(f"{profile.name}: {task.job}.{task.key} FAILED")
             failed.append(f"{profile.name}: {err}")
@@ -300,8 +318,11 @@ def task_environment(work: Path, venv: Path) -> dict[str, str]:
         "PROMOLAKE__TEXT__CHECKPOINT_DIR": str(lake / "checkpoints" / "text"),
         "PROMOLAKE__TEXT__PETASTORM_CACHE": f"file://{lake / 'petastorm'}",
         "PROMOLAKE__TEXT__CHECKPOINT": checkpoint,                  # the Volume's BERT checkpoint
-        "PROMOLAKE__MLFLOW__TRACKING_URI": f"sqlite:///{lake / 'mlflow' / 'mlflow.db'}",   # the workspace's MLflow
-        "PROMOLAKE__MLFLOW__REGISTRY_URI": f"sqlite:///{lake / 'mlflow' / 'mlflow.db'}",
+        # the workspace's MLflow: runs in a file store, models in a sqlite registry (aliases). Not sqlite for the
+        # runs: MLflow 3.8.1's sqlite store fails log_model in a run that has metrics (UNIQUE constraint on
+        # metrics when log_model re-logs them for the model; mlflow/mlflow#26108), a bug of that store only
+        "PROMOLAKE__MLFLOW__TRACKING_URI": (lake / "mlflow" / "runs").as_uri(),
+        "PROMOLAKE__MLFLOW__REGISTRY_URI": f"sqlite:///{lake / 'mlflow' / 'registry.db'}",
         "PROMOLAKE__MLFLOW__ARTIFACT_LOCATION": str(lake / "mlflow" / "artifacts"),
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
     })
@@ -325,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="dev", help="bundle target whose tasks and parameters are run")
     parser.add_argument("--task", action="append", default=None, help="only these task keys (repeatable)")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a new temporary one)")
+    parser.add_argument("--start-at", default=None, metavar="TASK_KEY",
+                        help="keep the lake of the last run in --work and run the tasks from this one on")
     args = parser.parse_args(argv)
     chosen = profiles(RUNTIMES)
     if args.profile:
@@ -336,10 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     problems = []
     for profile in chosen:
         pw = work / profile.name
-        if pw.exists():
-            shutil.rmtree(pw)
+        for old in ([pw] if not args.start_at else [pw / "cluster-env", pw / "dist"]):
+            if old.exists():
+                shutil.rmtree(old)
         try:
-            problems += check_profile(profile, pw, args.target, set(args.task) if args.task else None)
+            problems += check_profile(profile, pw, args.target, set(args.task) if args.task else None,
+                                      args.start_at)
         except RuntimeError as err:
             problems.append(f"{profile.name}: {err}")
     for p in problems:
