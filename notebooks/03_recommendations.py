@@ -10,7 +10,7 @@
 
 # COMMAND ----------
 
-# MAGIC %pip install --quiet ..
+# MAGIC %pip install --quiet .. -r ../runtimes/libraries/dbr-15.4-lts-ml.txt
 
 # COMMAND ----------
 

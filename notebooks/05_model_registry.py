@@ -11,7 +11,7 @@
 
 # COMMAND ----------
 
-# MAGIC %pip install --quiet ..
+# MAGIC %pip install --quiet .. -r ../runtimes/libraries/dbr-15.4-lts-ml.txt
 
 # COMMAND ----------
 
