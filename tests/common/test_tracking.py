@@ -88,3 +88,13 @@ def test_a_missing_version_has_no_run_but_other_registry_errors_are_raised(regis
     monkeypatch.setattr(MlflowClient, "get_model_version", denied)
     with pytest.raises(MlflowException, match="permission"):
         model_lineage({"promolake_x": "1"})     # was written as an empty run id into the assignments
+
+
+def test_blended_candidates_name_both_models_for_the_lineage():
+    """ml.user_candidates written by the text stage carry "als:<a>+text:<t>"; the lineage looked that up as an
+    ALS version (the registry refuses it: "Parameter 'version' must be an integer"), which the old catch-all
+    turned into an empty run id."""
+    from promolake.promo.scoring import candidate_models
+
+    assert candidate_models("als:2+text:3", "cat.ml.als", "cat.ml.text") == {"cat.ml.als": "2", "cat.ml.text": "3"}
+    assert candidate_models("7", "cat.ml.als", "cat.ml.text") == {"cat.ml.als": "7"}

@@ -21,6 +21,7 @@ Steps (only data strictly before as_of is used):
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from typing import Iterator
 
@@ -320,6 +321,13 @@ def allocate_campaign(scores: DataFrame, users: DataFrame, pc: PromotionConf, ca
     return rows, info
 
 
+def candidate_models(model_version: str, als_name: str, text_name: str) -> dict[str, str]:
+    """{registered model: version} behind an ml.user_candidates model_version: "<a>" (ALS version a alone) or
+    "als:<a>+text:<t>" (ALS a re-blended with text model t, written by the text stage)."""
+    m = re.fullmatch(r"als:([^+]+)\+text:(.+)", model_version)
+    return {als_name: m.group(1), text_name: m.group(2)} if m else {als_name: model_version}
+
+
 def model_lineage(names_versions: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """({model: version}, {model: run id}) from the registry, for the rows' model_versions / run_ids. A version
     the registry does not have (written by another registry, e.g. a copied lake) keeps its version with an
@@ -380,8 +388,8 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
                        f"champions: {cfg.als.model_name} v{als_v}, {cfg.text.model_name} v{text_v or '-'})")
         versions = {pc.model_name: version}
         if candidates is not None and offers.where(F.col("scope") == "item").limit(1).count():
-            versions.update({r.name: r.version for r in candidates.select(
-                F.lit(cfg.als.model_name).alias("name"), F.col("model_version").alias("version")).distinct().collect()})
+            for r in candidates.select("model_version").distinct().collect():
+                versions.update(candidate_models(r.model_version, cfg.als.model_name, cfg.text.model_name))
         elif offers.where(F.col("scope") == "item").limit(1).count():
             report.note(f"no ml.user_candidates on or before {as_of} written by the @{tracking.CHAMPION} ALS model "
                         f"({als_v or 'none'}): item-scoped offers get no targets (run train-als and "
