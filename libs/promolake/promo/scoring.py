@@ -388,7 +388,8 @@ def run_score(spark: SparkSession, cfg: Config, campaign_id: str | None = None, 
                        f"champions: {cfg.als.model_name} v{als_v}, {cfg.text.model_name} v{text_v or '-'})")
         versions = {pc.model_name: version}
         if candidates is not None and offers.where(F.col("scope") == "item").limit(1).count():
-            for r in candidates.select("model_version").distinct().collect():
+            # at most two rows: latest_candidates keeps the ALS champion's version and its text re-blend only
+            for r in candidates.select("model_version").distinct().limit(2).collect():
                 versions.update(candidate_models(r.model_version, cfg.als.model_name, cfg.text.model_name))
         elif offers.where(F.col("scope") == "item").limit(1).count():
             report.note(f"no ml.user_candidates on or before {as_of} written by the @{tracking.CHAMPION} ALS model "
