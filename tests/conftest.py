@@ -21,9 +21,23 @@ _SESSION: list = []     # the session-scoped SparkSession once a test has asked 
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The runtime check (marker `runtime`: it runs every bundle task in its own Spark processes) goes first,
-    before the shared SparkSession exists: on 2 cores the idle session's JVM slowed it by about a third."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("runtime") else 1)
+    """The runtime check (marker `runtime`) runs every bundle task in Spark processes of its own: it is started in
+    the background once collection is final (pytest_collection_finish) and overlaps with the rest of the suite;
+    its tests go last and collect the result."""
+    items.sort(key=lambda item: 1 if item.get_closest_marker("runtime") else 0)
+
+
+def pytest_collection_finish(session):
+    from tests.test_runtimes import start_in_background
+
+    if not session.config.option.collectonly:
+        start_in_background(session.items)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests.test_runtimes import stop_background
+
+    stop_background()
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -161,14 +163,62 @@ def test_bundle_tasks_take_their_parameters_from_the_bundle():
     assert keys.index("validate_and_promote") > max(keys.index("train_text_model"), keys.index("train_uplift"))
 
 
-def runtime_check(profile: str, work: Path) -> subprocess.CompletedProcess:
-    """scripts/runtime_check.py for one profile, in an environment without this session's PROMOLAKE_ settings
-    (the check sets its own); the profile environments stay cached in PROMOLAKE_CACHE."""
+# Checks started in the background when the session's tests were collected (tests/conftest.py): profile ->
+# (process, work folder). The check runs its own Spark processes, so it overlaps with the rest of the suite and
+# its test, ordered last, only collects the result.
+BACKGROUND: dict[str, tuple[subprocess.Popen, Path]] = {}
+
+
+def start_runtime_check(profile: str, work: Path) -> subprocess.Popen:
+    """scripts/runtime_check.py for one profile, started in an environment without this session's PROMOLAKE_
+    settings (the check sets its own); output to work/stdout.txt and work/stderr.txt. The profile environments
+    stay cached in PROMOLAKE_CACHE."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMOLAKE_") or k == "PROMOLAKE_CACHE"}
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "runtime_check.py"), "--profile", profile,
-                           "--work", str(work)], capture_output=True, text=True, env=env)
-    print(proc.stdout[-8000:], proc.stderr[-8000:])
-    return proc
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / "stdout.txt", "w") as out, open(work / "stderr.txt", "w") as err:
+        return subprocess.Popen([sys.executable, str(REPO / "scripts" / "runtime_check.py"), "--profile", profile,
+                                 "--work", str(work / "check")], stdout=out, stderr=err, env=env)
+
+
+def runtime_check(profile: str, work: Path) -> subprocess.CompletedProcess:
+    """The finished check of a profile: the one started in the background for this session, else one run now."""
+    proc, work = BACKGROUND.pop(profile, None) or (start_runtime_check(profile, work), work)
+    proc.wait()
+    stdout, stderr = (work / "stdout.txt").read_text(), (work / "stderr.txt").read_text()
+    print(stdout[-8000:], stderr[-8000:])
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def start_in_background(items) -> None:
+    """Start the runtime checks of the collected tests that run one (called when collection is final)."""
+    for item in items:
+        profile = _checked_profile(item)
+        if profile and profile not in BACKGROUND and not any(m.name == "skipif" and m.args and m.args[0]
+                                                             for m in item.iter_markers()):
+            work = Path(tempfile.mkdtemp(prefix=f"promolake-runtime-{profile}-"))
+            BACKGROUND[profile] = (start_runtime_check(profile, work), work)
+
+
+def _checked_profile(item) -> str | None:
+    """The profile whose runtime check a collected test runs (None: it runs none)."""
+    if item.originalname == "test_the_wheel_installs_and_every_task_runs_on_the_15_4_lts_ml_runtime":
+        return "dbr-15.4-lts-ml"
+    if item.originalname == "test_every_other_runtime_profile_passes_the_runtime_check":
+        return item.callspec.params["profile"]
+    return None
+
+
+def stop_background() -> None:
+    """Stop checks whose test did not run (a session stopped early) and remove their work folders."""
+    while BACKGROUND:
+        _, (proc, work) = BACKGROUND.popitem()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.runtime

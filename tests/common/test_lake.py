@@ -265,6 +265,23 @@ def test_write_counts_are_of_this_write_even_when_another_commit_follows_at_once
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
 
 
+def test_commit_counts_read_from_the_log_files_equal_the_tables_history(spark, tmp_path):
+    """Path mode reads a write's counts from its commit file (no Spark job per write): the same operation
+    metrics as Delta's history() for every commit, a commit missing from the files gives None (history used)."""
+    lake = Lake(spark, LakeConf(root=str(tmp_path)))
+    table = "ops.ingest_runs"
+    lake.upsert(runs(spark, [("r1", "users", 1, 5, 4, 1, {}, 0, 0, "b1")]), table)
+    lake.upsert(runs(spark, [("r1", "users", 1, 7, 7, 0, {}, 0, 0, "b1"), ("r2", "users", 1, 3, 3, 0, {}, 0, 0, "b2")]),
+                table)
+    history = [r for r in lake.delta_table(table).history().select("userMetadata", "operationMetrics").collect()
+               if r.userMetadata]           # the table's creation is untagged
+    assert len(history) == 2
+    for row in history:
+        assert lake._local_commit_metrics(table, row.userMetadata) == row.operationMetrics
+    assert lake._local_commit_metrics(table, "no such commit") is None
+    assert Lake(spark, LakeConf(mode="unity_catalog", catalog="c"))._local_commit_metrics(table, "x") is None
+
+
 def test_unity_catalog_mode_creates_merges_and_deletes_by_name_on_the_session_catalog(spark):
     """Catalog mode end to end on the session catalog (the stand-in for Unity Catalog in the runtime check):
     open-source Delta's table builder and DeltaTable.forName refused `spark_catalog.<schema>.<table>`

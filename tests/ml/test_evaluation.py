@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from promolake.ml.evaluation import METRICS, evaluation_table, per_user_metrics, ranking_metrics
+from promolake.ml.evaluation import METRICS, evaluation_table, per_user_metrics, ranking_metrics, ranking_metrics_by
 
 pytestmark = pytest.mark.spark
 
@@ -120,6 +120,31 @@ def test_matches_mllib_ranking_metrics(spark):
     assert ours["recall"] == pytest.approx(mllib.recallAt(k), abs=1e-9)
     assert ours["ndcg"] == pytest.approx(mllib.ndcgAt(k), abs=1e-9)
     assert ours["map"] == pytest.approx(mllib.meanAveragePrecisionAt(k), abs=1e-9)
+
+
+def test_several_lists_scored_in_one_pass_equal_each_list_scored_alone(spark):
+    """ranking_metrics_by (all recommenders in one aggregation) gives each list exactly its own numbers,
+    including a list that reaches no population user (zeros, coverage 0) and a list with long ranks."""
+    from pyspark.sql import functions as F
+
+    rng, k, items = random.Random(3), 4, [f"i{n}" for n in range(15)]
+    users = [f"u{n}" for n in range(12)]
+    lists = {name: spark.createDataFrame([(u, i, r) for u in users for r, i in enumerate(rng.sample(items, 6), 1)],
+                                         RECS) for name in ("als", "popularity")}
+    lists["long_ranks"] = lists["als"].withColumn("rank", (F.col("rank") + 1).cast("long"))
+    lists["nobody"] = spark.createDataFrame([("stranger", "i1", 1)], RECS)
+    relevant = spark.createDataFrame([(u, i) for u in users[:10] for i in rng.sample(items, 3)], PAIRS)
+    population = spark.createDataFrame([(u,) for u in users], "user_id string")
+    popularity = spark.createDataFrame([(i, (n + 1) / 20) for n, i in enumerate(items[:10])],
+                                       "item_id string, p double")
+    together = ranking_metrics_by(lists, relevant, population, k, len(items), popularity)
+    assert list(together) == list(lists)
+    for name, recs in lists.items():
+        alone = ranking_metrics(recs, relevant, population, k, len(items), popularity)
+        assert together[name] == pytest.approx(alone, abs=1e-12, nan_ok=True), name
+    assert together["nobody"]["users"] == 10.0 and together["nobody"]["ndcg"] == 0.0
+    assert together["nobody"]["coverage"] == 0.0 and math.isnan(together["nobody"]["novelty"])
+    assert together["als"]["ndcg"] > 0 and together["als"] != together["popularity"]
 
 
 def test_evaluation_table_rows():

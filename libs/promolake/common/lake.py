@@ -7,10 +7,12 @@ write checks the DataFrame against the table's declared schema first.
 """
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from dataclasses import dataclass
 from functools import reduce
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from delta.tables import DeltaTable
@@ -198,11 +200,32 @@ class Lake:
                 self.spark.conf.unset(_USER_METADATA)
             else:
                 self.spark.conf.set(_USER_METADATA, before)
-        history = self.delta_table(table).history
-        row = (history(_RECENT_COMMITS).where(F.col("userMetadata") == token).select("operationMetrics").first()
-               or history().where(F.col("userMetadata") == token).select("operationMetrics").first())
-        metrics = (row.operationMetrics if row else None) or {}
+        metrics = self._local_commit_metrics(table, token)
+        if metrics is None:
+            history = self.delta_table(table).history
+            row = (history(_RECENT_COMMITS).where(F.col("userMetadata") == token).select("operationMetrics").first()
+                   or history().where(F.col("userMetadata") == token).select("operationMetrics").first())
+            metrics = (row.operationMetrics if row else None) or {}
         return {k: int(v) for k, v in metrics.items() if str(v).isdigit()}
+
+    def _local_commit_metrics(self, table: str, token: str) -> dict | None:
+        """The operation metrics of the commit tagged `token`, read from the newest commit files of a table on the
+        local file system (what history() reads, without a Spark job per write); None where the table is not a
+        local folder (Unity Catalog, object stores) or the commit is not among the newest files."""
+        if self.conf.mode != "path" or ("://" in self.conf.root and not self.conf.root.startswith("file:")):
+            return None
+        log = Path(self.location(table).removeprefix("file:")) / "_delta_log"
+        versions = sorted((int(p.stem) for p in log.glob("*.json") if p.stem.isdigit()), reverse=True)
+        for version in versions[:_RECENT_COMMITS]:
+            try:
+                lines = (log / f"{version:020d}.json").read_text().splitlines()
+            except FileNotFoundError:      # cleaned up by log retention meanwhile
+                continue
+            for line in lines:
+                info = json.loads(line).get("commitInfo") if line.strip() else None
+                if info is not None and info.get("userMetadata") == token:
+                    return info.get("operationMetrics") or {}
+        return None
 
     def upsert(self, df: DataFrame, table: str, update_when: str | None = None,
                insert_only: bool = False, replace_slice: Mapping[str, Any] | None = None) -> WriteResult:

@@ -40,7 +40,8 @@ the same users (tests/ml/test_evaluation.py checks it).
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING
+from functools import reduce
+from typing import TYPE_CHECKING, Mapping
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -67,29 +68,43 @@ def _population(users: DataFrame, relevant: DataFrame) -> tuple[DataFrame, DataF
     return population, pairs
 
 
+_REC = "_recommender"       # the recommender's name in the unioned lists of ranking_metrics_by
+
+
 def _top_k(recs: DataFrame, population: DataFrame, k: int) -> DataFrame:
-    """One row per (population user, item) recommended at rank <= k: user_id, item_id, rank (the
-    item's best rank when it was recommended twice)."""
+    """One row per (recommender, population user, item) recommended at rank <= k: _recommender,
+    user_id, item_id, rank (the item's best rank when it was recommended twice)."""
     return (recs.filter(F.col("rank") <= k).join(population, "user_id", "left_semi")
-            .groupBy("user_id", "item_id").agg(F.min("rank").alias("rank")))
+            .groupBy(_REC, "user_id", "item_id").agg(F.min("rank").alias("rank")))
 
 
-def _per_user(top_k: DataFrame, population: DataFrame, pairs: DataFrame, k: int) -> DataFrame:
+def _tagged(recs: Mapping[str, DataFrame]) -> DataFrame:
+    """The lists of several recommenders as one frame: _recommender, user_id, item_id, rank."""
+    return reduce(DataFrame.unionByName, [
+        df.select(F.lit(name).alias(_REC), "user_id", "item_id", F.col("rank").cast("int").alias("rank"))
+        for name, df in recs.items()])
+
+
+def _per_user(top_k: DataFrame, population: DataFrame, pairs: DataFrame, k: int,
+              recommenders: DataFrame) -> DataFrame:
+    """One row per (recommender, population user): every population user counts for every recommender of
+    `recommenders` (one column, _recommender), with zeros where its list misses them."""
     flagged = (top_k.join(pairs.withColumn("is_rel", F.lit(1)), ["user_id", "item_id"], "left")
                .fillna(0, subset=["is_rel"]))
-    by_rank = Window.partitionBy("user_id").orderBy("rank").rowsBetween(Window.unboundedPreceding, 0)
+    by_rank = Window.partitionBy(_REC, "user_id").orderBy("rank").rowsBetween(Window.unboundedPreceding, 0)
     terms = (flagged.withColumn("hits_so_far", F.sum("is_rel").over(by_rank))
              .withColumn("gain", F.col("is_rel") / F.log2(F.col("rank") + 1))
              .withColumn("prec_term", F.col("is_rel") * F.col("hits_so_far") / F.col("rank")))
-    scored = terms.groupBy("user_id").agg(
+    scored = terms.groupBy(_REC, "user_id").agg(
         F.count("*").alias("n_recs"), F.sum("is_rel").alias("hits"),
         F.sum("gain").alias("dcg"), F.sum("prec_term").alias("prec_sum"))
     n_relevant = pairs.groupBy("user_id").agg(F.count("*").alias("n_relevant"))
     ideal_len = F.least(F.col("n_relevant"), F.lit(k))
     idcg = F.aggregate(F.sequence(F.lit(1), ideal_len), F.lit(0.0), lambda acc, i: acc + 1.0 / F.log2(i + 1))
-    return (population.join(n_relevant, "user_id").join(scored, "user_id", "left")
+    return (population.join(n_relevant, "user_id").crossJoin(F.broadcast(recommenders))
+            .join(scored, [_REC, "user_id"], "left")
             .fillna(0, subset=["n_recs", "hits", "dcg", "prec_sum"])
-            .select("user_id", F.col("n_relevant").cast("long"), F.col("n_recs").cast("long"),
+            .select(_REC, "user_id", F.col("n_relevant").cast("long"), F.col("n_recs").cast("long"),
                     F.col("hits").cast("long"),
                     (F.col("hits") / k).alias("precision"),
                     (F.col("hits") / F.col("n_relevant")).alias("recall"),
@@ -103,20 +118,23 @@ def per_user_metrics(recs: DataFrame, relevant: DataFrame, users: DataFrame, k: 
     (recs with rank <= k), hits (|L_u ∩ R_u|), precision, recall, ndcg, ap (all @k) and hit (0/1)."""
     _check_k(k)
     population, pairs = _population(users, relevant)
-    return _per_user(_top_k(recs, population, k), population, pairs, k)
+    one = relevant.sparkSession.createDataFrame([("recs",)], f"{_REC} string")
+    return _per_user(_top_k(_tagged({"recs": recs}), population, k), population, pairs, k, one).drop(_REC)
 
 
-def _distinct_items_and_novelty(top_k: DataFrame, item_popularity: DataFrame | None) -> tuple[int, float]:
-    """(distinct items in top_k, novelty as defined in the module docstring), from one pass over top_k."""
+def _distinct_items_and_novelty(top_k: DataFrame, item_popularity: DataFrame | None
+                                ) -> dict[str, tuple[int, float]]:
+    """{recommender: (distinct items in its top_k, novelty as defined in the module docstring)}, one pass."""
     if item_popularity is None:
-        return top_k.select("item_id").distinct().count(), float("nan")
+        return {r[0]: (int(r[1]), float("nan"))
+                for r in top_k.groupBy(_REC).agg(F.countDistinct("item_id")).collect()}
     floor = item_popularity.filter(F.col("p") > 0).agg(F.min("p")).first()[0]
     if floor is None:
         raise ValueError("item_popularity has no item with p > 0")
     p = F.when(F.col("p") > 0, F.col("p")).otherwise(F.lit(floor))
-    row = (top_k.join(item_popularity.select("item_id", "p"), "item_id", "left")
-           .agg(F.countDistinct("item_id"), F.avg(-F.log2(p))).first())
-    return row[0], float("nan") if row[1] is None else float(row[1])
+    rows = (top_k.join(item_popularity.select("item_id", "p"), "item_id", "left")
+            .groupBy(_REC).agg(F.countDistinct("item_id"), F.avg(-F.log2(p))).collect())
+    return {r[0]: (int(r[1]), float("nan") if r[2] is None else float(r[2])) for r in rows}
 
 
 def ranking_metrics(recs: DataFrame, relevant: DataFrame, users: DataFrame, k: int,
@@ -135,26 +153,46 @@ def ranking_metrics(recs: DataFrame, relevant: DataFrame, users: DataFrame, k: i
     Raises:
         ValueError: bad k or catalogue_size, or no user of `users` has a relevant item.
     """
+    return ranking_metrics_by({"recs": recs}, relevant, users, k, catalogue_size, item_popularity)["recs"]
+
+
+def ranking_metrics_by(recs: Mapping[str, DataFrame], relevant: DataFrame, users: DataFrame, k: int,
+                       catalogue_size: int, item_popularity: DataFrame | None = None) -> dict[str, dict[str, float]]:
+    """ranking_metrics of several recommenders' lists on the same population: {name: metrics}.
+
+    The lists are tagged with their name and unioned, so all recommenders are scored by the same two
+    aggregations (per-user metrics averaged by recommender; distinct items and novelty by recommender):
+    evaluating n lists costs about what one did, not n times the Spark jobs. Each recommender's numbers
+    are exactly ranking_metrics of its list alone (tests/ml/test_evaluation.py).
+    """
     _check_k(k)
     if not isinstance(catalogue_size, numbers.Integral) or catalogue_size < 1:
         raise ValueError(f"catalogue_size must be a positive int, got {catalogue_size!r}")
+    if not recs:
+        raise ValueError("ranking_metrics_by needs at least one recommender's list")
+    names = list(recs)
     population, pairs = _population(users, relevant)
-    top_k = _top_k(recs, population, k).cache()
+    top_k = _top_k(_tagged(recs), population, k).cache()
     try:
-        row = _per_user(top_k, population, pairs, k).agg(
+        recommenders = relevant.sparkSession.createDataFrame([(n,) for n in names], f"{_REC} string")
+        rows = {r[_REC]: r for r in _per_user(top_k, population, pairs, k, recommenders).groupBy(_REC).agg(
             F.avg("precision").alias("precision"), F.avg("recall").alias("recall"),
             F.avg("ndcg").alias("ndcg"), F.avg("ap").alias("map"), F.avg("hit").alias("hit_rate"),
             F.count("*").alias("users"), F.sum((F.col("n_recs") > 0).cast("int")).alias("users_with_recs"),
-        ).first()
-        if row["users"] == 0:
+        ).collect()}
+        if not rows:
             raise ValueError("no user of `users` has a relevant item: the evaluation population is empty")
-        distinct_items, novelty = _distinct_items_and_novelty(top_k, item_popularity)
-        metrics = {name: float(row[name]) for name in ("precision", "recall", "ndcg", "map", "hit_rate",
-                                                       "users", "users_with_recs")}
-        metrics.update(coverage=distinct_items / catalogue_size, novelty=novelty)
+        items = _distinct_items_and_novelty(top_k, item_popularity)
     finally:
         top_k.unpersist()
-    return {name: metrics[name] for name in METRICS}
+    out = {}
+    for name in names:
+        metrics = {m: float(rows[name][m]) for m in ("precision", "recall", "ndcg", "map", "hit_rate", "users",
+                                                    "users_with_recs")}
+        distinct, novelty = items.get(name, (0, float("nan")))
+        metrics.update(coverage=distinct / catalogue_size, novelty=novelty)
+        out[name] = {m: metrics[m] for m in METRICS}
+    return out
 
 
 def evaluation_table(results: dict[str, dict[str, dict[str, float]]], k: int) -> list[dict]:

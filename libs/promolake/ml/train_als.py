@@ -29,7 +29,7 @@ from promolake.gold.history import as_of_start
 from promolake.ml import candidates as cand
 from promolake.ml import interactions as ia
 from promolake.ml.als import AlsParams, Factors, choose_engine, factors_to_numpy, fit, indexed
-from promolake.ml.evaluation import ndcg_local, ranking_metrics
+from promolake.ml.evaluation import ndcg_local, ranking_metrics, ranking_metrics_by
 from promolake.ml.topk import similar_items
 
 VIEWS = ("all", "new", "cold")
@@ -107,11 +107,15 @@ def user_segments(lake: Lake, cfg: Config, as_of: dt.date) -> DataFrame:
     from promolake.gold.history import prepare_events
 
     ev = prepare_events(lake.read("silver.events"), lake.read("silver.items"), as_of)
+    # the profile is read by the scaler, k-means and the assignment: built once (as the features stage does)
     profile = up.build_user_profile(lake.read("silver.users"), ev, lake.read("silver.exposures"),
                                     lake.read("silver.redemptions"), lake.read("silver.campaigns"),
-                                    lake.read("silver.reviews"), as_of, cfg.features)
-    profile, _ = seg.assign_segments(profile, cfg.features.segments)
-    return profile.select("user_id", "segment")
+                                    lake.read("silver.reviews"), as_of, cfg.features).persist(StorageLevel.MEMORY_AND_DISK)
+    assigned, _ = seg.assign_segments(profile, cfg.features.segments)
+    out = assigned.select("user_id", "segment").persist(StorageLevel.MEMORY_AND_DISK)
+    out.count()
+    profile.unpersist()
+    return out
 
 
 # ----- recommender lists -----------------------------------------------------------------------
@@ -149,8 +153,7 @@ def blend_of(lists: dict[str, DataFrame], weights: dict[str, float], ac: AlsConf
 
 def evaluate(split: Split, lists: dict[str, DataFrame], view: str, k: int) -> dict[str, dict[str, float]]:
     users = split.cold_users if view == "cold" else split.warm_users
-    return {name: ranking_metrics(recs, split.relevant[view], users, k, split.catalogue, split.item_popularity)
-            for name, recs in lists.items()}
+    return ranking_metrics_by(lists, split.relevant[view], users, k, split.catalogue, split.item_popularity)
 
 
 # ----- tuning and blend weights ----------------------------------------------------------------

@@ -32,6 +32,7 @@ from promolake.common import tracking
 from promolake.common.config import Config, TextConf
 from promolake.common.lake import Lake
 from promolake.common.reporting import StageReport
+from promolake.common.spark import PersistScope
 from promolake.gold.history import as_of_start
 from promolake.ml import candidates as cand
 from promolake.ml import interactions as ia
@@ -314,7 +315,7 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
 
     from promolake.ml import train_als as ta
     from promolake.ml.als import fit
-    from promolake.ml.evaluation import ndcg_local, ranking_metrics
+    from promolake.ml.evaluation import ndcg_local, ranking_metrics_by
 
     tc, ac = cfg.text, cfg.als
     user_index = lake.read("ml.als_user_index").select("user_id", "user_idx").persist(MEM)
@@ -341,13 +342,15 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
     relevant["cold_items"] = split.relevant["all"].join(cold_items, "item_id")
     depth = ac.blend.pool
 
+    keep = PersistScope()       # each view's text list (read by its own list and by the blend with text)
+
     def lists(users: DataFrame, view: str) -> dict[str, DataFrame]:
         exclude = view == "new"
         out = ta.lists_for(split, factors, user_index, item_index, users, depth, "new" if exclude else "all",
                            weights, ac)
         out.pop("segment_popularity", None) if view == "cold_items" else None
-        out["text"] = text_list(user_emb.join(users, "user_id"), cut_items, depth,
-                                split.seen if exclude else None).persist(MEM)
+        out["text"] = keep(text_list(user_emb.join(users, "user_id"), cut_items, depth,
+                                     split.seen if exclude else None))
         return out
 
     # choose the text weight on half A
@@ -377,9 +380,10 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
         if rel.join(half_b, "user_id").isEmpty():
             report.note(f"view {view}: no purchase in the test window by the reported users; not evaluated")
             continue
+        scored = ranking_metrics_by({name: b_lists[name] for name in TEXT_RECOMMENDERS}, rel, half_b, ac.k,
+                                    catalogue, split.item_popularity)
         for name in TEXT_RECOMMENDERS:
-            results.setdefault(name, {})[view] = ranking_metrics(b_lists[name], rel, half_b, ac.k, catalogue,
-                                                                 split.item_popularity)
+            results.setdefault(name, {})[view] = scored[name]
         report.log(f"evaluated view {view}: " + ", ".join(f"{n} ndcg {results[n][view]['ndcg']:.4f}"
                                                            for n in TEXT_RECOMMENDERS))
     rows = []
@@ -394,6 +398,7 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
                    f"[{test_cut}, {as_of}), k={ac.k}; cold_items = purchases of items without interactions "
                    f"before {test_cut}",
                    rows)
+    keep.release()
     for df in (half_a, half_b, user_emb, user_index, item_index):
         df.unpersist()
     factors.unpersist()
