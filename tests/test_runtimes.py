@@ -182,10 +182,15 @@ def start_runtime_check(profile: str, work: Path) -> subprocess.Popen:
 
 def runtime_check(profile: str, work: Path) -> subprocess.CompletedProcess:
     """The finished check of a profile: the one started in the background for this session, else one run now."""
-    proc, work = BACKGROUND.pop(profile, None) or (start_runtime_check(profile, work), work)
+    started = BACKGROUND.pop(profile, None)
+    proc, work = started or (start_runtime_check(profile, work), work)
     proc.wait()
     stdout, stderr = (work / "stdout.txt").read_text(), (work / "stderr.txt").read_text()
     print(stdout[-8000:], stderr[-8000:])
+    if started and proc.returncode == 0:
+        shutil.rmtree(work, ignore_errors=True)     # a failed check keeps its lake and logs for a look
+    elif started:
+        print(f"runtime check logs and lake: {work}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
