@@ -184,13 +184,13 @@ def test_a_file_spark_cannot_parse_is_still_quarantined_at_once_not_retried(spar
     (home / "landing" / "users").mkdir(parents=True)
     (home / "landing" / "users" / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
     monkeypatch.setenv("PROMOLAKE_PII_SALT", "retry")
-    cfg = ingest_config(home, attempts=3, backoff=5.0)    # a retry would take 15 s
-    started = time.monotonic()
+    cfg = ingest_config(home, attempts=3, backoff=5.0)
     printed = io.StringIO()
     with contextlib.redirect_stderr(printed):
         run_ingest(spark, cfg, report=StageReport("ingest", out=io.StringIO()))
+    # not retried: every retry announces itself ("retrying in ...") before its back-off. (This test also
+    # asserted the ingest took under 15 s; on a loaded machine it did not, without any retry: no timing here.)
     assert "retrying" not in printed.getvalue()
-    assert time.monotonic() - started < 15
     rows = Lake(spark, cfg.lake).read("silver.quarantine").collect()
     assert [(r.rule, r.raw_record[:15]) for r in rows] == [("unparsable_record", "unreadable file")]
 

@@ -147,6 +147,36 @@ def test_several_lists_scored_in_one_pass_equal_each_list_scored_alone(spark):
     assert together["als"]["ndcg"] > 0 and together["als"] != together["popularity"]
 
 
+@pytest.mark.parametrize("users_per_group", [1000, 3])
+def test_lists_scored_per_group_of_users_in_pandas_equal_spark_ranking_metrics(spark, users_per_group):
+    """grouped_ranking_metrics (components once, lists and metrics per group of users in pandas) gives
+    exactly ranking_metrics_by's numbers, for component lists and for a blend built from them in the group
+    (the same blend as candidates.blend in Spark), in one group or in several."""
+    from promolake.ml import candidates as cand
+    from promolake.ml.evaluation import grouped_ranking_metrics
+
+    rng, k, items = random.Random(11), 4, [f"i{n}" for n in range(15)]
+    users = [f"u{n}" for n in range(14)]
+    rows = {name: [(u, i, r, 1.0 / r) for u in users[:12] for r, i in enumerate(rng.sample(items, 7), 1)]
+            for name in ("als", "repeat")}
+    schema = "user_id string, item_id string, rank int, score double"
+    components = {name: spark.createDataFrame(r, schema) for name, r in rows.items()}
+    relevant = spark.createDataFrame([(u, i) for u in users[2:] for i in rng.sample(items, 3)], PAIRS)
+    population = spark.createDataFrame([(u,) for u in users], "user_id string")
+    popularity = spark.createDataFrame([(i, n / 20) for n, i in enumerate(items[:12])], "item_id string, p double")
+    weights = {"als": 1.0, "repeat": 2.0}
+    spark_lists = {**components, "blend": cand.blend(components, weights, 10.0, 7).select("user_id", "item_id", "rank")}
+    expected = ranking_metrics_by(spark_lists, relevant, population, k, len(items), popularity)
+    got = grouped_ranking_metrics(
+        components, relevant, population, k, len(items),
+        {"als": lambda c: c["als"], "repeat": lambda c: c["repeat"],
+         "blend": lambda c: cand.blend_local(c, weights, 10.0, k)}, popularity, users_per_group=users_per_group)
+    assert list(got) == ["als", "repeat", "blend"]
+    for name in got:
+        assert got[name] == pytest.approx(expected[name], abs=1e-12, nan_ok=True), name
+    assert got["blend"]["users"] == 12.0        # u0, u1 have no relevant item; u12, u13 have no recs
+
+
 def test_evaluation_table_rows():
     metrics = {"precision": 0.123456, "recall": 0.5, "ndcg": 1 / 3, "map": 0.2, "hit_rate": 2 / 3,
                "coverage": 0.05, "novelty": float("nan"), "users": 30.0, "users_with_recs": 28.0}

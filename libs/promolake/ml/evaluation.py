@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numbers
 from functools import reduce
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -304,3 +304,124 @@ def ranking_metrics_arrays(recommended: "list[np.ndarray]", relevant: "list[np.n
 def _as_list(values) -> list:
     """Items of a numpy array (as Python scalars, so 3 and np.int64(3) match) or any sequence."""
     return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+# ----- many lists (and lists derived from them) scored per group of users, in pandas -------------
+
+RELEVANT_SOURCE = "__relevant__"    # the rows of the relevant items in grouped_ranking_metrics' input
+_GROUPED_SCHEMA = ("name string, item_id string, users double, users_with_recs double, precision double, "
+                   "recall double, ndcg double, map double, hit_rate double, novelty_sum double, pairs double")
+
+
+def local_metric_sums(recs: "pd.DataFrame", relevant: "pd.DataFrame", population, k: int,
+                      p: "pd.Series | None" = None) -> tuple[dict[str, float], "np.ndarray"]:
+    """(sums, top-k items) of one list for a group of users, with the definitions of the module docstring.
+
+    recs: user_id, item_id, rank; relevant: user_id, item_id (each population user has >= 1); population:
+    the group's users (users without relevant items are ignored, users without recs count as zeros);
+    p: item_id -> p for novelty (None: no novelty). sums: users, users_with_recs, precision, recall, ndcg,
+    map, hit_rate (sums of the per-user values), novelty_sum (sum of -log2 p over the (user, item) pairs of
+    the top-k lists) and pairs; the top-k items are the distinct items listed (for coverage)."""
+    import numpy as np
+    import pandas as pd
+
+    rel = relevant[["user_id", "item_id"]].drop_duplicates()
+    rel = rel[rel.user_id.isin(population)]
+    n_rel = rel.groupby("user_id").size()
+    top = recs.loc[(recs["rank"] <= k) & recs.user_id.isin(n_rel.index), ["user_id", "item_id", "rank"]]
+    top = top.groupby(["user_id", "item_id"], as_index=False)["rank"].min().sort_values(["user_id", "rank"])
+    top["is_rel"] = top.merge(rel.assign(_r=1), on=["user_id", "item_id"], how="left")["_r"].fillna(0).to_numpy()
+    top["hits_so_far"] = top.groupby("user_id")["is_rel"].cumsum()
+    rank = top["rank"].to_numpy(float)
+    top["gain"] = top["is_rel"] / np.log2(rank + 1)
+    top["prec"] = top["is_rel"] * top["hits_so_far"] / rank
+    per = top.groupby("user_id").agg(hits=("is_rel", "sum"), dcg=("gain", "sum"), prec_sum=("prec", "sum"),
+                                     n=("item_id", "size")).reindex(n_rel.index, fill_value=0)
+    discounts = np.cumsum(1.0 / np.log2(np.arange(1, k + 1) + 1.0))
+    ideal = np.minimum(n_rel.to_numpy(), k)
+    hits = per["hits"].to_numpy(float)
+    sums = {"users": float(len(n_rel)), "users_with_recs": float((per["n"] > 0).sum()),
+            "precision": float(hits.sum() / k), "recall": float((hits / n_rel.to_numpy()).sum()),
+            "ndcg": float((per["dcg"].to_numpy() / discounts[ideal - 1]).sum()) if len(n_rel) else 0.0,
+            "map": float((per["prec_sum"].to_numpy() / ideal).sum()) if len(n_rel) else 0.0,
+            "hit_rate": float((hits > 0).sum())}
+    if p is not None and len(top):
+        sums["novelty_sum"] = float(-np.log2(top["item_id"].map(p).to_numpy(float)).sum())
+    else:
+        sums["novelty_sum"] = 0.0
+    sums["pairs"] = float(len(top))
+    return sums, pd.unique(top["item_id"])
+
+
+def grouped_ranking_metrics(components: Mapping[str, DataFrame], relevant: DataFrame, users: DataFrame, k: int,
+                            catalogue_size: int, lists: Mapping[str, "Callable[[dict], pd.DataFrame]"],
+                            item_popularity: DataFrame | None = None, users_per_group: int = 5000
+                            ) -> dict[str, dict[str, float]]:
+    """ranking_metrics of lists built from component lists, for every population user in groups, in pandas.
+
+    components: source -> Spark list (user_id, item_id, rank), each computed once; lists: name -> a function
+    of one group's components ({source: pandas user_id, item_id, rank}) giving that group's list (a
+    component itself, or a blend of them: `candidates.blend_local`). The users are hashed into groups of
+    about users_per_group population users; each group is scored by local_metric_sums in one
+    applyInPandas task, and only sums and the listed items come back to be aggregated in Spark: the
+    driver holds one row per list, whatever the number of users, and a task one group's rows. Returns
+    {name: metrics} with exactly ranking_metrics' definitions (tests/ml/test_evaluation.py).
+    """
+    import pandas as pd
+
+    _check_k(k)
+    if not isinstance(catalogue_size, numbers.Integral) or catalogue_size < 1:
+        raise ValueError(f"catalogue_size must be a positive int, got {catalogue_size!r}")
+    population, pairs = _population(users, relevant)
+    n_users = population.count()
+    if n_users == 0:
+        raise ValueError("no user of `users` has a relevant item: the evaluation population is empty")
+    groups = max(1, -(-n_users // users_per_group))
+    floor = None
+    if item_popularity is not None:
+        floor = item_popularity.filter(F.col("p") > 0).agg(F.min("p")).first()[0]
+        if floor is None:
+            raise ValueError("item_popularity has no item with p > 0")
+    rows = [df.join(population, "user_id", "left_semi").select(
+        F.lit(name).alias("source"), "user_id", F.col("item_id").cast("string"), F.col("rank").cast("int"))
+        for name, df in components.items()]
+    rows.append(pairs.select(F.lit(RELEVANT_SOURCE).alias("source"), "user_id", F.col("item_id").cast("string"),
+                             F.lit(None).cast("int").alias("rank")))
+    long = reduce(DataFrame.unionByName, rows)
+    if item_popularity is not None:
+        p = F.when(F.col("p") > 0, F.col("p")).otherwise(F.lit(floor))
+        long = (long.join(item_popularity.select(F.col("item_id").cast("string"), p.alias("p")), "item_id", "left")
+                .fillna(floor, subset=["p"]))
+    else:
+        long = long.withColumn("p", F.lit(None).cast("double"))
+    names, sources, with_novelty = list(lists), list(components), item_popularity is not None
+
+    def score(group: pd.DataFrame) -> pd.DataFrame:     # runs on the executors: no DataFrame in its closure
+        rel = group[group.source == RELEVANT_SOURCE]
+        population_ = pd.unique(rel.user_id)
+        parts = {s: g[["user_id", "item_id", "rank"]] for s, g in group[group.source != RELEVANT_SOURCE]
+                 .groupby("source")}
+        parts.update({s: group.iloc[:0][["user_id", "item_id", "rank"]] for s in sources if s not in parts})
+        p_of = group.drop_duplicates("item_id").set_index("item_id")["p"] if with_novelty else None
+        out = []
+        for name in names:
+            sums, items = local_metric_sums(lists[name](parts), rel, population_, k, p_of)
+            out.append({"name": name, "item_id": None, **sums})
+            out.extend({"name": name, "item_id": item} for item in items)
+        return pd.DataFrame(out, columns=[c.split()[0] for c in _GROUPED_SCHEMA.split(", ")])
+
+    bucket = F.pmod(F.xxhash64("user_id"), F.lit(groups))
+    scored = long.withColumn("_group", bucket).groupBy("_group").applyInPandas(score, _GROUPED_SCHEMA)
+    sums = ("users", "users_with_recs", "precision", "recall", "ndcg", "map", "hit_rate", "novelty_sum", "pairs")
+    got = {r["name"]: r for r in scored.groupBy("name").agg(
+        *[F.sum(c).alias(c) for c in sums], F.countDistinct("item_id").alias("items")).collect()}
+    out = {}
+    for name in names:
+        r = got[name]
+        metrics = {m: float(r[m]) / float(r["users"]) for m in ("precision", "recall", "ndcg", "map", "hit_rate")}
+        metrics.update(users=float(r["users"]), users_with_recs=float(r["users_with_recs"]),
+                       coverage=r["items"] / catalogue_size,
+                       novelty=(float(r["novelty_sum"]) / r["pairs"]) if item_popularity is not None and r["pairs"]
+                       else float("nan"))
+        out[name] = {m: metrics[m] for m in METRICS}
+    return out

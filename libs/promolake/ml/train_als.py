@@ -16,6 +16,7 @@ import itertools
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -29,8 +30,11 @@ from promolake.gold.history import as_of_start
 from promolake.ml import candidates as cand
 from promolake.ml import interactions as ia
 from promolake.ml.als import AlsParams, Factors, choose_engine, factors_to_numpy, fit, indexed
-from promolake.ml.evaluation import ndcg_local, ranking_metrics, ranking_metrics_by
+from promolake.ml.evaluation import grouped_ranking_metrics, ranking_metrics
 from promolake.ml.topk import similar_items
+
+if TYPE_CHECKING:      # annotations only
+    import pandas as pd
 
 VIEWS = ("all", "new", "cold")
 RECOMMENDERS = ("als", "blend", "popularity", "segment_popularity", "repeat")
@@ -133,15 +137,35 @@ def baseline_lists(split: Split, users: DataFrame, depth: int, exclude_seen: boo
 
 
 def lists_for(split: Split, factors: Factors | None, user_index: DataFrame, item_index: DataFrame,
-              users: DataFrame, depth: int, view: str, weights: dict[str, float], ac: AlsConf) -> dict[str, DataFrame]:
-    """Every recommender's list for `users` in a view (new: previously bought items removed)."""
+              users: DataFrame, depth: int, view: str, weights: dict[str, float] | None, ac: AlsConf
+              ) -> dict[str, DataFrame]:
+    """Every recommender's list for `users` in a view (new: previously bought items removed); weights None:
+    the component lists only, without the blend."""
     exclude = view == "new"
     lists = baseline_lists(split, users, depth, exclude)
     if factors is not None:
         lists["als"] = cand.als_list(factors.users, factors.items, user_index, item_index, depth,
                                      seen=split.seen if exclude else None, users=users)
-    lists["blend"] = blend_of(lists, weights, ac, depth)
+    if weights is not None:
+        lists["blend"] = blend_of(lists, weights, ac, depth)
     return lists
+
+
+# blend part -> the component list it fuses (the blend's weights are keyed by part)
+BLEND_PARTS = {"als": "als", "repeat": "repeat", "segment": "segment_popularity", "popularity": "popularity"}
+
+
+def blend_in_group(weights: dict[str, float], ac: AlsConf, parts: dict[str, str] = BLEND_PARTS):
+    """The blend of one group's component lists (pandas, for evaluation.grouped_ranking_metrics): the same
+    fusion, order and top k as blend_of in Spark. parts: blend part -> component list."""
+    def blended(components: dict) -> "pd.DataFrame":
+        return cand.blend_local({part: components[src] for part, src in parts.items() if src in components},
+                                weights, ac.blend.rrf_constant, ac.k)
+    return blended
+
+
+def component(name: str):
+    return lambda components: components[name]
 
 
 def blend_of(lists: dict[str, DataFrame], weights: dict[str, float], ac: AlsConf, depth: int) -> DataFrame:
@@ -149,11 +173,6 @@ def blend_of(lists: dict[str, DataFrame], weights: dict[str, float], ac: AlsConf
              "segment": lists.get("segment_popularity"), "popularity": lists.get("popularity")}
     parts = {k: v for k, v in parts.items() if v is not None}
     return cand.blend(parts, weights, ac.blend.rrf_constant, depth).select(*cand.LIST_COLUMNS)
-
-
-def evaluate(split: Split, lists: dict[str, DataFrame], view: str, k: int) -> dict[str, dict[str, float]]:
-    users = split.cold_users if view == "cold" else split.warm_users
-    return ranking_metrics_by(lists, split.relevant[view], users, k, split.catalogue, split.item_popularity)
 
 
 # ----- tuning and blend weights ----------------------------------------------------------------
@@ -204,25 +223,23 @@ def choose_weights(split: Split, factors: Factors, user_index: DataFrame, item_i
     """Grid over the blend weights (ALS's weight 1) on the validation split: the best NDCG@k on the
     all-purchases view among the weightings whose new-to-user NDCG@k is at least ALS's own.
 
-    The component lists of the judged users are collected once and every weighting is fused and
-    scored on the driver (blend_local, ndcg_local: the same definitions as the Spark versions).
+    Each view's component lists are computed once and every weighting is fused and scored per group of
+    users in pandas (evaluation.grouped_ranking_metrics): nothing proportional to users reaches the driver.
     """
     depth = ac.blend.pool
-    local, relevant, population = {}, {}, {}
-    for view in ("all", "new"):
-        judged = split.warm_users.join(split.relevant[view].select("user_id").distinct(), "user_id")
-        lists = lists_for(split, factors, user_index, item_index, judged, depth, view, {}, ac)
-        names = {"als": "als", "repeat": "repeat", "segment": "segment_popularity", "popularity": "popularity"}
-        local[view] = {src: lists[n].select("user_id", "item_id", "rank").toPandas() for src, n in names.items()}
-        relevant[view] = split.relevant[view].join(judged, "user_id").toPandas()
-        population[view] = set(judged.toPandas().user_id)
-    als_new = ndcg_local(local["new"]["als"], relevant["new"], population["new"], ac.k)
     grid = list(itertools.product(ac.blend.repeat_weights, ac.blend.segment_weights, ac.blend.popularity_weights))
+    weightings = [{"als": 1.0, "repeat": wr, "segment": ws, "popularity": wp} for wr, ws, wp in grid]
+    ndcg = {}
+    for view in ("all", "new"):
+        components = lists_for(split, factors, user_index, item_index, split.warm_users, depth, view, None, ac)
+        lists = {"als": component("als"), **{f"w{n}": blend_in_group(w, ac) for n, w in enumerate(weightings)}}
+        scored = grouped_ranking_metrics(components, split.relevant[view], split.warm_users, ac.k, split.catalogue,
+                                         lists)
+        ndcg[view] = {name: m["ndcg"] for name, m in scored.items()}
+    als_new = ndcg["new"]["als"]
     rows, best, best_key = [], None, None
-    for wr, ws, wp in grid:
-        weights = {"als": 1.0, "repeat": wr, "segment": ws, "popularity": wp}
-        got = {view: ndcg_local(cand.blend_local(local[view], weights, ac.blend.rrf_constant, ac.k), relevant[view],
-                                population[view], ac.k) for view in ("all", "new")}
+    for n, weights in enumerate(weightings):
+        got = {view: ndcg[view][f"w{n}"] for view in ("all", "new")}
         ok = got["new"] >= als_new - 1e-12
         rows.append({**weights, "ndcg_all": round(got["all"], 4), "ndcg_new": round(got["new"], 4), "eligible": ok})
         key = (ok, got["all"])
@@ -322,12 +339,15 @@ def evaluate_split(split: Split, factors: Factors, user_index: DataFrame, item_i
     """{recommender: {view: metrics}} on the split; the cold view has only the non-ALS recommenders."""
     results: dict[str, dict[str, dict]] = {}
     for view in VIEWS:
-        users = split.cold_users if view == "cold" else split.warm_users
-        lists = lists_for(split, None if view == "cold" else factors, user_index, item_index, users,
-                          ac.blend.pool, view, cold_weights(weights) if view == "cold" else weights, ac)
-        if view == "cold":
-            lists.pop("repeat")
-        for name, m in evaluate(split, lists, view, ac.k).items():
+        cold = view == "cold"
+        users = split.cold_users if cold else split.warm_users
+        components = lists_for(split, None if cold else factors, user_index, item_index, users, ac.blend.pool,
+                               view, None, ac)
+        lists = {name: component(name) for name in components if not (cold and name == "repeat")}
+        lists["blend"] = blend_in_group(cold_weights(weights) if cold else weights, ac)
+        scored = grouped_ranking_metrics(components, split.relevant[view], users, ac.k, split.catalogue, lists,
+                                         split.item_popularity)
+        for name, m in scored.items():
             results.setdefault(name, {})[view] = m
         summary = ", ".join(f"{n} ndcg {results[n][view]['ndcg']:.4f}" for n in lists)
         report.log(f"evaluated view {view}: {summary}")

@@ -41,6 +41,9 @@ MEM = StorageLevel.MEMORY_AND_DISK
 TEXT_VIEWS = ("all", "new", "cold_items")
 TEXT_RECOMMENDERS = ("als", "text", "blend", "blend_text", "popularity", "repeat")
 COMPONENTS = ("als", "repeat", "segment", "popularity")
+# blend part -> component list, with the text list
+TEXT_PARTS = {"als": "als", "repeat": "repeat", "segment": "segment_popularity", "popularity": "popularity",
+              "text": "text"}
 
 
 class MissingAlsModelError(RuntimeError):
@@ -311,11 +314,9 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
                   report: StageReport) -> dict:
     """ALS, text, the ALS blend and the blend with text on the test window; the text weight is chosen
     on half A of the judged users (ndcg, all view), the numbers come from half B."""
-    import pandas as pd
-
     from promolake.ml import train_als as ta
     from promolake.ml.als import fit
-    from promolake.ml.evaluation import ndcg_local, ranking_metrics_by
+    from promolake.ml.evaluation import grouped_ranking_metrics
 
     tc, ac = cfg.text, cfg.als
     user_index = lake.read("ml.als_user_index").select("user_id", "user_idx").persist(MEM)
@@ -344,44 +345,40 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
 
     keep = PersistScope()       # each view's text list (read by its own list and by the blend with text)
 
-    def lists(users: DataFrame, view: str) -> dict[str, DataFrame]:
+    def components(users: DataFrame, view: str) -> dict[str, DataFrame]:
+        """The component lists of a view, each computed once; the lists scored are built from them per group
+        of users (evaluation.grouped_ranking_metrics)."""
         exclude = view == "new"
         out = ta.lists_for(split, factors, user_index, item_index, users, depth, "new" if exclude else "all",
-                           weights, ac)
-        out.pop("segment_popularity", None) if view == "cold_items" else None
+                           None, ac)
         out["text"] = keep(text_list(user_emb.join(users, "user_id"), cut_items, depth,
                                      split.seen if exclude else None))
         return out
 
     # choose the text weight on half A
-    a_lists = lists(half_a, "all")
-    local = {name: a_lists[name].toPandas() for name in ("als", "repeat", "segment_popularity", "popularity", "text")}
-    local["segment"] = local.pop("segment_popularity")
-    rel_a = split.relevant["all"].join(half_a, "user_id").toPandas()
-    users_a = set(half_a.toPandas()["user_id"])
-    search = []
-    for w in tc.text_weights:
-        blended = cand.blend_local(local, {**weights, "text": w}, ac.blend.rrf_constant, ac.k)
-        search.append({"text_weight": w, f"ndcg@{ac.k}": round(ndcg_local(blended, rel_a, users_a, ac.k), 4)})
+    searched = grouped_ranking_metrics(
+        components(half_a, "all"), split.relevant["all"], half_a, ac.k, catalogue,
+        {f"w{n}": ta.blend_in_group({**weights, "text": w}, ac, TEXT_PARTS) for n, w in enumerate(tc.text_weights)})
+    search = [{"text_weight": w, f"ndcg@{ac.k}": round(searched[f"w{n}"]["ndcg"], 4)}
+              for n, w in enumerate(tc.text_weights)]
     best = max(search, key=lambda r: (r[f"ndcg@{ac.k}"], -r["text_weight"]))["text_weight"]
-    report.section(f"text weight in the blend (half A of the test users, {len(users_a):,} users, all view)", search)
+    users_a = int(searched["w0"]["users"]) if search else 0
+    report.section(f"text weight in the blend (half A of the test users, {users_a:,} users, all view)", search)
 
     # report on half B
     results: dict[str, dict[str, dict]] = {}
     for view in TEXT_VIEWS:
-        b_lists = lists(half_b, view)
-        parts = {"als": b_lists["als"], "repeat": b_lists["repeat"], "popularity": b_lists["popularity"]}
-        if "segment_popularity" in b_lists:
-            parts["segment"] = b_lists["segment_popularity"]
-        b_lists["blend_text"] = cand.blend({**parts, "text": b_lists["text"]}, {**weights, "text": best},
-                                           ac.blend.rrf_constant, depth).select(*cand.LIST_COLUMNS)
-        b_lists.pop("segment_popularity", None)
         rel = relevant["new" if view == "new" else view]
         if rel.join(half_b, "user_id").isEmpty():
             report.note(f"view {view}: no purchase in the test window by the reported users; not evaluated")
             continue
-        scored = ranking_metrics_by({name: b_lists[name] for name in TEXT_RECOMMENDERS}, rel, half_b, ac.k,
-                                    catalogue, split.item_popularity)
+        # the ALS blend as train-als fuses it; the blend with text without segment popularity on cold items
+        text_parts = {p: c for p, c in TEXT_PARTS.items() if not (view == "cold_items" and p == "segment")}
+        lists = {"als": ta.component("als"), "text": ta.component("text"), "blend": ta.blend_in_group(weights, ac),
+                 "blend_text": ta.blend_in_group({**weights, "text": best}, ac, text_parts),
+                 "popularity": ta.component("popularity"), "repeat": ta.component("repeat")}
+        scored = grouped_ranking_metrics(components(half_b, view), rel, half_b, ac.k, catalogue,
+                                         {name: lists[name] for name in TEXT_RECOMMENDERS}, split.item_popularity)
         for name in TEXT_RECOMMENDERS:
             results.setdefault(name, {})[view] = scored[name]
         report.log(f"evaluated view {view}: " + ", ".join(f"{n} ndcg {results[n][view]['ndcg']:.4f}"
@@ -403,7 +400,6 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
         df.unpersist()
     factors.unpersist()
     split.unpersist()
-    _ = pd  # pandas is used through toPandas
     return {"results": results, "text_weight": best, "search": search}
 
 
