@@ -98,7 +98,8 @@ def blend(lists: Mapping[str, DataFrame], weights: Mapping[str, float], rrf_cons
 def blend_local(lists: Mapping[str, "pd.DataFrame"], weights: Mapping[str, float], rrf_constant: float,
                 depth: int) -> "pd.DataFrame":
     """`blend` on pandas frames (user_id, item_id, rank): the same scores, order and cut, without the
-    component columns. Used to search blend weights on the driver; tests check it equals `blend`."""
+    component columns. Used to score blends per group of users (evaluation.grouped_ranking_metrics, on the
+    executors); tests check it equals `blend`."""
     import pandas as pd
 
     parts = [df[["user_id", "item_id", "rank"]].assign(c=float(weights.get(name, 0.0)) / (rrf_constant + df["rank"]))
