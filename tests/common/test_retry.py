@@ -152,11 +152,9 @@ def test_a_landing_file_that_stays_unreadable_fails_the_ingest_clearly_and_is_re
     cfg = ingest_config(home, attempts=3, backoff=0.05)
     out, err = io.StringIO(), io.StringIO()
     with vanishing_after_listing(landed, back_after_s=None) as hidden:
-        started = time.monotonic()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             rc = main(["ingest", "--conf", "ingest.sources=[users]", "--conf", "retries.attempts=3",
                        "--conf", "retries.initial_backoff_s=0.05", "--conf", "spark.show_progress=false"])
-        assert time.monotonic() - started < 60
     # one clear line, no traceback; the stage's own summary says it failed, never "done"
     assert rc == 1
     assert f"promolake ingest: reading landing file file:{landed} failed after 3 attempts" in err.getvalue()

@@ -190,20 +190,3 @@ def test_evaluation_table_rows():
     assert math.isnan(first["novelty@10"])
     assert (first["users"], first["users_with_recs"]) == (30, 28) and type(first["users"]) is int
     assert rows[1]["recall@10"] == 0.25
-
-
-def test_ndcg_local_equals_spark_ndcg(spark):
-    import random
-
-    from promolake.ml.evaluation import ndcg_local
-
-    rnd = random.Random(3)
-    recs = [(f"u{u}", f"i{i}", r + 1) for u in range(25) for r, i in enumerate(rnd.sample(range(15), rnd.randint(0, 8)))]
-    rel = [(f"u{u}", f"i{rnd.randrange(15)}") for u in range(30) for _ in range(rnd.randint(0, 4))]
-    users = [(f"u{u}",) for u in range(0, 30, 1) if u != 7]
-    r_df = spark.createDataFrame(recs, "user_id string, item_id string, rank int")
-    l_df = spark.createDataFrame(rel, "user_id string, item_id string")
-    u_df = spark.createDataFrame(users, "user_id string")
-    expected = ranking_metrics(r_df, l_df, u_df, 5, catalogue_size=15)["ndcg"]
-    got = ndcg_local(r_df.toPandas(), l_df.toPandas(), {u for (u,) in users}, 5)
-    assert got == pytest.approx(expected, abs=1e-12)

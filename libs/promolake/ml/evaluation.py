@@ -214,33 +214,6 @@ def evaluation_table(results: dict[str, dict[str, dict[str, float]]], k: int) ->
     return rows
 
 
-def ndcg_local(recs: "pd.DataFrame", relevant: "pd.DataFrame", users: set, k: int) -> float:
-    """Mean NDCG@k with exactly the definition above, on pandas frames in driver memory.
-
-    For searches that score many variants of small lists (the blend-weight grid), where a Spark job
-    per variant costs more than the arithmetic. Same population rule: users in `users` with >= 1
-    relevant item; users without recs count as 0. tests/ml/test_evaluation.py checks it equals
-    ranking_metrics()["ndcg"].
-    """
-    import numpy as np
-    import pandas as pd
-
-    _check_k(k)
-    rel = relevant[["user_id", "item_id"]].drop_duplicates()
-    rel = rel[rel.user_id.isin(users)]
-    n_rel = rel.groupby("user_id").size()
-    if n_rel.empty:
-        raise ValueError("no user of the population has a relevant item")
-    top = recs.loc[(recs["rank"] <= k) & recs.user_id.isin(n_rel.index), ["user_id", "item_id", "rank"]]
-    top = top.groupby(["user_id", "item_id"], as_index=False)["rank"].min()
-    hits = top.merge(rel, on=["user_id", "item_id"])
-    dcg = (1.0 / np.log2(hits["rank"].to_numpy(float) + 1)).astype(float)
-    dcg = pd.Series(dcg, index=hits.user_id).groupby(level=0).sum()
-    discounts = np.cumsum(1.0 / np.log2(np.arange(1, k + 1) + 1.0))
-    idcg = pd.Series(discounts[np.minimum(n_rel.to_numpy(), k) - 1], index=n_rel.index)
-    return float((dcg.reindex(idcg.index, fill_value=0.0) / idcg).mean())
-
-
 # ----- the same metrics on numpy lists, for per-epoch validation inside training workers ---------
 
 _SUMMED = ("precision", "recall", "ndcg", "map", "hit_rate")

@@ -91,13 +91,11 @@ def training_rows(s: dict[str, DataFrame], as_of: dt.date, report: StageReport |
     for n, (campaign, start) in enumerate(starts, 1):
         these = rows.where(F.col("campaign_id") == campaign)
         users = these.select("user_id").distinct()
-        # the campaign's users' events feed every feature family and the outcomes: read and joined once
-        events = s["events"].join(users, "user_id").persist()
+        events = s["events"].join(users, "user_id")
         feats = with_features(these, s["users"], events, s["items"], s["exposures"], s["redemptions"],
                               s["campaigns"], members, start)
         out = outcomes(these, events, members, s["redemptions"])
         parts.append(feats.join(out, ["user_id", "campaign_id", "offer_id"]).select(*TRAIN_COLUMNS).toPandas())
-        events.unpersist()
         if report:
             report.progress(n, len(starts), f"training rows ({campaign}, start {start}: {len(parts[-1]):,} exposures)")
     rows.unpersist()
