@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "libs"))
+sys.path.insert(0, str(REPO / "scripts"))
 
 from promolake.common.bundle import load_bundle, resolve  # noqa: E402
 from promolake.common.runtimes import (Profile, bundle_tasks, canonical, freeze_problems,  # noqa: E402
@@ -178,7 +180,6 @@ def top_up(runtime: Path, py: Path, profile: Profile, args: list[str], work: Pat
     report = work / "resolve-against-runtime.json"
     run([py, "-m", "pip", "--disable-pip-version-check", "install", "--dry-run", "-q", "--report", report,
          "-c", runtime / "constraints.txt", *args], work / "pip.log", what="pip install --dry-run against the runtime")
-    import json
 
     wanted = sorted({f"{item['metadata']['name']}=={item['metadata']['version']}"
                      for item in json.loads(report.read_text())["install"]
@@ -198,9 +199,10 @@ def layered_env(runtime: Path, work: Path, python: str) -> Path:
 
 
 def check_profile(profile: Profile, work: Path, target: str, tasks_only: set[str] | None,
-                  start_at: str | None = None) -> list[str]:
+                  start_at: str | None = None, one_process: bool = False) -> list[str]:
     """Problems found for one profile (empty: it passed). start_at: keep the lake of an earlier run in `work`
-    and run the tasks from this task key on (when fixing a task that failed)."""
+    and run the tasks from this task key on (when fixing a task that failed). one_process: every task in one
+    Python process (one Spark driver), else each in its own."""
     t0 = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
     runtime = runtime_env(profile)
@@ -256,37 +258,100 @@ def check_profile(profile: Profile, work: Path, target: str, tasks_only: set[str
 
     # the tiny-world settings go through the environment; the tasks' own arguments are the bundle's
     env = {**task_environment(work, venv), **tiny_environment()}
-    tasklog = work / "tasks.log"
     if start_at:
         keys = [t.key for t in tasks]
         if start_at not in keys:
             return [f"{profile.name}: --start-at {start_at}: not one of {keys}"]
         tasks = tasks[keys.index(start_at):]
     else:
-        try:
-            run([venv / "bin" / "promolake", "generate", "--env", target], tasklog, env=env, cwd=work,
-                what="generating the tiny world")
-        except RuntimeError as err:
-            return [f"{profile.name}: {err}"]
-    done: set[tuple[str, ...]] = set()
-    failed = []
+        tasks = [generate_task(target), *tasks]
+    unique, done = [], set()
     for task in tasks:
-        if (task.entry_point, *task.argv) in done:      # the same command in two jobs (features, score) runs once
-            continue
-        done.add((task.entry_point, *task.argv))
-        started = time.monotonic()
-        try:
-            out = run([venv / "bin" / task.entry_point, *task.argv], tasklog, env=env, cwd=work,
-                      what=f"{task.job}.{task.key}")
-            summary = "; ".join(line.strip("= ").strip() for line in out.splitlines() if line.startswith("== "))
-            log(f"{profile.name}: {task.job}.{task.key}: {task.entry_point} {' '.join(task.argv)}  ok "
-                f"({time.monotonic() - started:.0f}s; {summary or 'no stage summary'})")
-        except RuntimeError as err:
-            log(f"{profile.name}: {task.job}.{task.key} FAILED")
-            failed.append(f"{profile.name}: {err}")
-            break       # later tasks depend on it
+        if (task.entry_point, *task.argv) not in done:  # the same command in two jobs (features, score) runs once
+            done.add((task.entry_point, *task.argv))
+            unique.append(task)
+    failed = (run_in_one_process if one_process else run_each_in_its_process)(profile, unique, venv, env, work)
     log(f"{profile.name}: {'passed' if not failed else 'FAILED'} in {time.monotonic() - t0:.0f}s (logs in {work})")
     return failed
+
+
+def generate_task(target: str):
+    """The tiny world's generation, run like a task before the bundle's tasks."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(job="check", key="generate", entry_point="promolake", argv=("generate", "--env", target))
+
+
+def task_summary(output: str) -> str:
+    return "; ".join(line.strip("= ").strip() for line in output.splitlines() if line.startswith("== "))
+
+
+def run_each_in_its_process(profile: Profile, tasks: list, venv: Path, env: dict, work: Path) -> list[str]:
+    """Each task's entry point as its own process (as a job cluster starts a Python process per task), in order;
+    stops at the first failure (later tasks depend on it)."""
+    for task in tasks:
+        started = time.monotonic()
+        try:
+            out = run([venv / "bin" / task.entry_point, *task.argv], work / "tasks.log", env=env, cwd=work,
+                      what=f"{task.job}.{task.key}")
+        except RuntimeError as err:
+            log(f"{profile.name}: {task.job}.{task.key} FAILED")
+            return [f"{profile.name}: {err}"]
+        log(f"{profile.name}: {task.job}.{task.key}: {task.entry_point} {' '.join(task.argv)}  ok "
+            f"({time.monotonic() - started:.0f}s; {task_summary(out) or 'no stage summary'})")
+    return []
+
+
+def run_in_one_process(profile: Profile, tasks: list, venv: Path, env: dict, work: Path) -> list[str]:
+    """Every task's entry point called in one Python process of the cluster environment
+    (scripts/run_tasks_in_one_process.py): the Spark driver and its JVM are started and warmed once, as tasks
+    sharing a job cluster share its driver. The same commands, parameters, environment and order as
+    run_each_in_its_process; module state of one task is visible to the next (a fault that only a fresh
+    process shows is for `make test-runtimes`, which runs each task in its own process). Each task is logged
+    when it ends."""
+    from run_tasks_in_one_process import MARK
+
+    spec = work / "tasks.json"
+    spec.write_text(json.dumps([{"name": f"{t.job}.{t.key}", "entry_point": t.entry_point, "argv": list(t.argv)}
+                                for t in tasks]))
+    by_name = {f"{t.job}.{t.key}": t for t in tasks}
+    tasklog = work / "tasks.log"
+    cmd = [str(venv / "bin" / "python"), str(REPO / "scripts" / "run_tasks_in_one_process.py"), str(spec)]
+    part: list[str] = []        # the output of the task running now
+    with open(tasklog, "a") as out:
+        out.write(f"$ {' '.join(cmd)}\n")
+        out.flush()
+        offset = out.tell()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work)
+    with open(tasklog) as log_in:
+        log_in.seek(offset)
+        pending = ""
+        while True:
+            finished = proc.poll() is not None
+            pending += log_in.read()
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                if line.startswith(f"{MARK} start "):
+                    part = []
+                elif line.startswith(f"{MARK} end "):
+                    _, _, name, code, seconds = line.split()
+                    task = by_name[name]
+                    if code != "exit=0":
+                        log(f"{profile.name}: {name} FAILED")
+                        tail = "\n".join(part[-40:])
+                        proc.wait()
+                        return [f"{profile.name}: {name} failed ({code}, tasks in one process):\n{tail}"]
+                    log(f"{profile.name}: {name}: {task.entry_point} {' '.join(task.argv)}  ok "
+                        f"({float(seconds.split('=')[1]):.0f}s; {task_summary(chr(10).join(part)) or 'no stage summary'})")
+                else:
+                    part.append(line)
+            if finished:
+                break
+            time.sleep(1)
+    if proc.returncode != 0:        # died outside a task (the runner itself, or killed)
+        tail = "\n".join((part + [pending])[-40:])
+        return [f"{profile.name}: the tasks' process failed (exit {proc.returncode}):\n{tail}"]
+    return []
 
 
 def tiny_environment() -> dict[str, str]:
@@ -350,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="dev", help="bundle target whose tasks and parameters are run")
     parser.add_argument("--task", action="append", default=None, help="only these task keys (repeatable)")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a new temporary one)")
+    parser.add_argument("--one-process", action="store_true",
+                        help="every task in one Python process (one Spark driver, warmed once): the fast check "
+                             "of `make test`; default: each task in its own process, as a job cluster runs it")
     parser.add_argument("--start-at", default=None, metavar="TASK_KEY",
                         help="keep the lake of the last run in --work and run the tasks from this one on")
     args = parser.parse_args(argv)
@@ -368,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(old)
         try:
             problems += check_profile(profile, pw, args.target, set(args.task) if args.task else None,
-                                      args.start_at)
+                                      args.start_at, args.one_process)
         except RuntimeError as err:
             problems.append(f"{profile.name}: {err}")
     for p in problems:

@@ -172,12 +172,14 @@ BACKGROUND: dict[str, tuple[subprocess.Popen, Path]] = {}
 def start_runtime_check(profile: str, work: Path) -> subprocess.Popen:
     """scripts/runtime_check.py for one profile, started in an environment without this session's PROMOLAKE_
     settings (the check sets its own); output to work/stdout.txt and work/stderr.txt. The profile environments
-    stay cached in PROMOLAKE_CACHE."""
+    stay cached in PROMOLAKE_CACHE. The tasks run in one process (one Spark driver, warmed once: the check's
+    fast form), in the long suite (PROMOLAKE_LONG_TESTS) each in its own process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMOLAKE_") or k == "PROMOLAKE_CACHE"}
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "stdout.txt", "w") as out, open(work / "stderr.txt", "w") as err:
+        fast = [] if os.environ.get("PROMOLAKE_LONG_TESTS") else ["--one-process"]
         return subprocess.Popen([sys.executable, str(REPO / "scripts" / "runtime_check.py"), "--profile", profile,
-                                 "--work", str(work / "check")], stdout=out, stderr=err, env=env)
+                                 "--work", str(work / "check"), *fast], stdout=out, stderr=err, env=env)
 
 
 def runtime_check(profile: str, work: Path) -> subprocess.CompletedProcess:
@@ -224,6 +226,25 @@ def stop_background() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_one_process_runner_runs_console_scripts_in_order_and_stops_at_the_first_failure(tmp_path):
+    """scripts/run_tasks_in_one_process.py (the fast runtime check): each command called as its console script
+    (its exit status from SystemExit or the return value), a marker around each, nothing after a failure."""
+    import json
+
+    tasks = [{"name": "a.help", "entry_point": "promolake", "argv": ["--help"]},
+             {"name": "b.bad", "entry_point": "promolake", "argv": ["no-such-stage"]},
+             {"name": "c.never", "entry_point": "promolake", "argv": ["--help"]}]
+    spec = tmp_path / "tasks.json"
+    spec.write_text(json.dumps(tasks))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "run_tasks_in_one_process.py"), str(spec)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    marks = [line.split()[1:4] for line in proc.stdout.splitlines() if line.startswith("@@promolake-task")]
+    assert [m[:2] for m in marks] == [["start", "a.help"], ["end", "a.help"], ["start", "b.bad"], ["end", "b.bad"]]
+    assert marks[1][2] == "exit=0" and marks[3][2] == "exit=2"      # argparse's usage error
+    assert "usage: promolake" in proc.stdout and "invalid choice: 'no-such-stage'" in proc.stderr
 
 
 @pytest.mark.runtime
