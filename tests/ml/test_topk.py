@@ -110,8 +110,13 @@ def test_vectors_of_another_length_are_refused(spark):
     good = factors(spark, [1, 2], [[1, 0], [0, 1]])
     with pytest.raises(ValueError, match="item_factors"):
         top_k(good, spark.createDataFrame([(1, [1.0, 0.0]), (2, [1.0])], FACTORS), 1)
-    with pytest.raises(ValueError, match="user_factors"):
-        top_k(factors(spark, [1], [[1, 0, 0]]), good, 1)
+    # a user vector of another length fails the job that computes the result (checked while scoring)
+    from pyspark.errors import PythonException
+
+    with pytest.raises(PythonException, match="user_factors features must all have length 2"):
+        top_k(factors(spark, [1, 2], [[1, 0, 0], [0, 1]]), good, 1).collect()
+    with pytest.raises(PythonException, match="user_factors features must all have length 2"):
+        top_k(spark.createDataFrame([(1, None)], FACTORS), good, 1).collect()
 
 
 def test_equals_als_recommend_for_all_users(spark):

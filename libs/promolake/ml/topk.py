@@ -40,14 +40,14 @@ def top_k(user_factors: DataFrame, item_factors: DataFrame, k: int, seen: DataFr
         block_size: users scored together; a block's score matrix holds block_size x items floats.
         normalize: rank by cosine similarity instead of dot product.
 
-    Runs two small jobs when called, not when the result is used: one collects the items, one checks
-    the users' vector lengths (ValueError if any differs from the items' rank).
+    Collects the items when called (ValueError at once if their vectors differ in length). A user vector
+    of another length than the items' fails the job that computes the result, with the same message (checked
+    block by block while scoring: a separate check would be one more job recomputing user_factors' plan).
     """
     _check_arguments(user_factors, item_factors, k, seen, block_size)
     item_ids, V = _collect_items(item_factors)
     if len(item_ids) == 0:
         return user_factors.sparkSession.createDataFrame([], TOP_K_SCHEMA)
-    _check_user_rank(user_factors, V.shape[1])
     if normalize:
         V = _unit_rows(V)
     users = user_factors.select(F.col("id").cast("int"), F.col("features").cast("array<float>"))
@@ -82,6 +82,7 @@ def score_partition(item_ids: np.ndarray, V: np.ndarray, k: int, block_size: int
     top-k rows (TOP_K_SCHEMA); item_ids must be sorted ascending and index the rows of V."""
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for block in _blocks(batches, block_size):
+            _check_user_rank(block["features"].to_numpy(), V.shape[1])
             U = np.stack(block["features"].to_numpy()).astype(np.float32, copy=False)
             if normalize:
                 U = _unit_rows(U)
@@ -170,12 +171,12 @@ def _collect_items(item_factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return items["id"].to_numpy(np.int32), np.stack(items["features"].to_numpy()).astype(np.float32, copy=False)
 
 
-def _check_user_rank(user_factors: DataFrame, rank: int) -> None:
-    # size(null) is -1, so a missing vector fails the check too.
-    shortest, longest = user_factors.agg(F.min(F.size("features")), F.max(F.size("features"))).first()
-    if shortest is not None and (shortest != rank or longest != rank):
+def _check_user_rank(vectors: np.ndarray, rank: int) -> None:
+    """ValueError unless every user vector of a block (a missing one included) has `rank` entries."""
+    lengths = [-1 if v is None else len(v) for v in vectors]
+    if lengths and (min(lengths) != rank or max(lengths) != rank):
         raise ValueError(f"user_factors features must all have length {rank} (the rank of item_factors), "
-                         f"found lengths from {shortest} to {longest}")
+                         f"found lengths from {min(lengths)} to {max(lengths)}")
 
 
 def _unit_rows(M: np.ndarray) -> np.ndarray:
