@@ -332,7 +332,7 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
     # coverage's denominator: the catalogue every list here draws from (ALS's, items of the cut, is a part)
     catalogue = max(split.catalogue, cut_items.count())
     texts = user_texts(lake, cfg, test_cut)
-    judged = split.warm_users.join(split.relevant["all"].select("user_id").distinct(), "user_id")
+    judged = split.warm_users.join(split.relevant["all"].select("user_id").distinct(), "user_id").persist(MEM)
     half_a = judged.where(in_half("user_id", tc.seed + 1, 0.5)).persist(MEM)
     half_b = judged.where(~in_half("user_id", tc.seed + 1, 0.5)).persist(MEM)
     user_emb = embed_texts(texts.join(judged, "user_id"), "user_text", model_uri, "user", tc).persist(MEM)
@@ -343,21 +343,26 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
     relevant["cold_items"] = split.relevant["all"].join(cold_items, "item_id")
     depth = ac.blend.pool
 
-    keep = PersistScope()       # each view's text list (read by its own list and by the blend with text)
+    keep = PersistScope()       # the component lists, computed once and read by every evaluation below
 
     def components(users: DataFrame, view: str) -> dict[str, DataFrame]:
-        """The component lists of a view, each computed once; the lists scored are built from them per group
-        of users (evaluation.grouped_ranking_metrics)."""
+        """The component lists of a view for `users`, persisted; the lists scored are built from them per
+        group of users (evaluation.grouped_ranking_metrics). A user's lists do not depend on the other users,
+        so lists computed for all judged users serve any half of them (grouped_ranking_metrics keeps only
+        its population's rows)."""
         exclude = view == "new"
         out = ta.lists_for(split, factors, user_index, item_index, users, depth, "new" if exclude else "all",
                            None, ac)
-        out["text"] = keep(text_list(user_emb.join(users, "user_id"), cut_items, depth,
-                                     split.seen if exclude else None))
-        return out
+        out["text"] = text_list(user_emb.join(users, "user_id"), cut_items, depth, split.seen if exclude else None)
+        return {name: keep(df) for name, df in out.items()}
+
+    # the lists without previously bought items removed, for every judged user: the text-weight search on
+    # half A and the views "all" and "cold_items" on half B read them (computed once instead of three times)
+    judged_lists = components(judged, "all")
 
     # choose the text weight on half A
     searched = grouped_ranking_metrics(
-        components(half_a, "all"), split.relevant["all"], half_a, ac.k, catalogue,
+        judged_lists, split.relevant["all"], half_a, ac.k, catalogue,
         {f"w{n}": ta.blend_in_group({**weights, "text": w}, ac, TEXT_PARTS) for n, w in enumerate(tc.text_weights)})
     search = [{"text_weight": w, f"ndcg@{ac.k}": round(searched[f"w{n}"]["ndcg"], 4)}
               for n, w in enumerate(tc.text_weights)]
@@ -377,7 +382,8 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
         lists = {"als": ta.component("als"), "text": ta.component("text"), "blend": ta.blend_in_group(weights, ac),
                  "blend_text": ta.blend_in_group({**weights, "text": best}, ac, text_parts),
                  "popularity": ta.component("popularity"), "repeat": ta.component("repeat")}
-        scored = grouped_ranking_metrics(components(half_b, view), rel, half_b, ac.k, catalogue,
+        scored = grouped_ranking_metrics(components(half_b, view) if view == "new" else judged_lists, rel, half_b,
+                                         ac.k, catalogue,
                                          {name: lists[name] for name in TEXT_RECOMMENDERS}, split.item_popularity)
         for name in TEXT_RECOMMENDERS:
             results.setdefault(name, {})[view] = scored[name]
@@ -396,7 +402,7 @@ def evaluate_test(spark: SparkSession, lake: Lake, cfg: Config, events: DataFram
                    f"before {test_cut}",
                    rows)
     keep.release()
-    for df in (half_a, half_b, user_emb, user_index, item_index):
+    for df in (half_a, half_b, judged, user_emb, user_index, item_index):
         df.unpersist()
     factors.unpersist()
     split.unpersist()
