@@ -371,7 +371,11 @@ def task_environment(work: Path, venv: Path) -> dict[str, str]:
                  # the tiny world's frames: Spark's interpreted expression evaluation, not a generated class per
                  # query to compile and JIT-warm in each task's new JVM (about 2x faster on small frames; the
                  # results are the same; clusters keep code generation)
-                 "spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+                 "spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+                 # and no adaptive re-planning (as the test session): on the tiny world every query stage became
+                 # a Spark job of its own; train-als 151 -> 126 s and train-uplift 45 -> 38 s without it, half the
+                 # jobs (BENCHMARKS "Adaptive query execution on the tests' tiny world")
+                 "spark.sql.adaptive.enabled": "false"}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMOLAKE_", "PYTHON", "VIRTUAL_ENV",
                                                                     "SPARK_HOME", "PYSPARK"))}
     env.update({
