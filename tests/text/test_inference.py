@@ -95,6 +95,27 @@ def test_embed_on_spark_equals_the_pyfunc(spark, registered):
                                np.array(want["embedding"].tolist()), atol=1e-5)
     with pytest.raises(ValueError, match="tower"):
         embed(df, "title", uri, "shop")
+    # a one-partition input is encoded by as many tasks as asked (default: twice the task slots)
+    assert embed(df, "title", uri, "item", partitions=3).rdd.getNumPartitions() == 3
+    assert embed(df, "title", uri, "item").rdd.getNumPartitions() == 2 * spark.sparkContext.defaultParallelism
+    with pytest.raises(ValueError, match="partitions"):
+        embed(df, "title", uri, "item", partitions=-1)
+
+
+@pytest.mark.spark
+def test_spread_repartitions_only_what_has_too_few_partitions(spark):
+    from promolake.text.inference import spread
+
+    one = spark.createDataFrame([(i, f"t{i % 7}") for i in range(40)], "id int, text string").coalesce(1)
+    wide = spread(one, "text", 4)
+    assert wide.rdd.getNumPartitions() == 4
+    assert sorted(wide.collect()) == sorted(one.collect())
+    # the same text lands in one partition (hashing, not round robin: a retried task sees the same rows)
+    per_part = wide.rdd.mapPartitions(lambda rows: [sorted({r.text for r in rows})]).collect()
+    texts = [t for part in per_part for t in part]
+    assert len(texts) == len(set(texts)) == 7
+    many = one.repartition(6)
+    assert spread(many, "text", 4) is many
 
 
 @pytest.mark.spark

@@ -296,6 +296,7 @@ class TextConf(_Strict):
     petastorm_cache: str = "file:///tmp/promolake-petastorm"
     checkpoint_dir: str = "/tmp/promolake-text-checkpoints"
     embed_batch_size: int = Field(64, ge=1, le=8192)
+    embed_partitions: int = Field(0, ge=0)           # least tasks that encode; 0: twice the task slots
     k: int = Field(10, ge=1, le=1000)
     candidates: int = Field(50, ge=1, le=1000)
     text_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)   # grid for the text list in the blend

@@ -28,7 +28,7 @@ _ENCODERS: dict[str, object] = {}
 
 
 def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: int = 64,
-          threads: int = 1) -> DataFrame:
+          threads: int = 1, partitions: int = 0) -> DataFrame:
     """df with an `embedding` array<float> column: the unit embedding of text_col through `tower`.
 
     Args:
@@ -37,6 +37,11 @@ def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: 
         tower: "user" or "item".
         batch_size: texts encoded together (sorted by length inside each Arrow batch).
         threads: torch threads per Python worker; Spark already runs one worker per task slot.
+        partitions: the least number of tasks the encoding runs in (0: twice the cluster's task
+            slots, spark.sparkContext.defaultParallelism). Encoding costs per row, not per byte, so
+            a DataFrame read from one small file (every user text of a tenant can fit in one) would
+            otherwise be encoded by one core while the others wait; fewer partitions than this are
+            hash-repartitioned on the text, more are left as they are.
     """
     import mlflow
 
@@ -46,6 +51,9 @@ def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: 
         raise ValueError(f"text_col {text_col!r} is not a column of df; it has {df.columns}")
     if batch_size < 1 or threads < 1:
         raise ValueError(f"batch_size and threads must be >= 1, got {batch_size}, {threads}")
+    if partitions < 0:
+        raise ValueError(f"partitions must be >= 0 (0: twice the task slots), got {partitions}")
+    df = spread(df, text_col, partitions or 2 * df.sparkSession.sparkContext.defaultParallelism)
     uri = pinned_uri(model_uri)
     stores = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
 
@@ -56,6 +64,14 @@ def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: 
             yield pd.Series(list(encoder.encode(batch.tolist(), tower, batch_size)))
 
     return df.withColumn("embedding", encode(F.col(text_col)))
+
+
+def spread(df: DataFrame, col: str, partitions: int) -> DataFrame:
+    """df in at least `partitions` partitions: hash-repartitioned on col when it has fewer, else
+    unchanged (no shuffle)."""
+    if df.rdd.getNumPartitions() >= partitions:
+        return df
+    return df.repartition(partitions, col)
 
 
 def pinned_uri(model_uri: str) -> str:
