@@ -84,6 +84,7 @@ def test_registered_model_loads_by_alias_and_reproduces_two_tower_encode(registe
 def test_embed_on_spark_equals_the_pyfunc(spark, registered):
     import mlflow
 
+    from promolake.ml.als import task_slots
     from promolake.text.inference import embed
 
     _, _, uri = registered
@@ -97,7 +98,8 @@ def test_embed_on_spark_equals_the_pyfunc(spark, registered):
         embed(df, "title", uri, "shop")
     # a one-partition input is encoded by as many tasks as asked (default: twice the task slots)
     assert embed(df, "title", uri, "item", partitions=3).rdd.getNumPartitions() == 3
-    assert embed(df, "title", uri, "item").rdd.getNumPartitions() == 2 * spark.sparkContext.defaultParallelism
+    sc = spark.sparkContext
+    assert embed(df, "title", uri, "item").rdd.getNumPartitions() == 2 * task_slots(sc.master, sc.defaultParallelism)
     with pytest.raises(ValueError, match="partitions"):
         embed(df, "title", uri, "item", partitions=-1)
 

@@ -19,6 +19,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from promolake.ml.als import task_slots
 from promolake.ml.topk import top_k
 
 TOWERS = ("user", "item")
@@ -38,7 +39,7 @@ def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: 
         batch_size: texts encoded together (sorted by length inside each Arrow batch).
         threads: torch threads per Python worker; Spark already runs one worker per task slot.
         partitions: the least number of tasks the encoding runs in (0: twice the cluster's task
-            slots, spark.sparkContext.defaultParallelism). Encoding costs per row, not per byte, so
+            slots, promolake.ml.als.task_slots). Encoding costs per row, not per byte, so
             a DataFrame read from one small file (every user text of a tenant can fit in one) would
             otherwise be encoded by one core while the others wait; fewer partitions than this are
             hash-repartitioned on the text, more are left as they are.
@@ -53,7 +54,10 @@ def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: 
         raise ValueError(f"batch_size and threads must be >= 1, got {batch_size}, {threads}")
     if partitions < 0:
         raise ValueError(f"partitions must be >= 0 (0: twice the task slots), got {partitions}")
-    df = spread(df, text_col, partitions or 2 * df.sparkSession.sparkContext.defaultParallelism)
+    if not partitions:
+        sc = df.sparkSession.sparkContext
+        partitions = 2 * task_slots(sc.master, sc.defaultParallelism)
+    df = spread(df, text_col, partitions)
     uri = pinned_uri(model_uri)
     stores = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
 
