@@ -60,7 +60,10 @@ def test_registered_model_reproduces_the_stored_embeddings(text_trained):
     texts = (lake.read("silver.items").select("item_id", item_text(cfg.features.item_text_max_chars).alias("t"))
              .toPandas().set_index("item_id").loc[stored.item_id, "t"])
     model = mlflow.pyfunc.load_model(f"models:/{cfg.text.model_name}@challenger")
-    out = model.predict(pd.DataFrame({"text": texts.to_list(), "tower": ["item"] * len(texts)}))
+    # the stage encodes at text.embed_precision (auto: bf16 on a CPU that has it); the pyfunc at the same
+    # precision reproduces the stored rows
+    out = model.predict(pd.DataFrame({"text": texts.to_list(), "tower": ["item"] * len(texts)}),
+                        params={"precision": cfg.text.embed_precision})
     np.testing.assert_allclose(np.stack(out["embedding"].to_numpy()), np.stack(stored.embedding.to_numpy()),
                                atol=1e-4)
 

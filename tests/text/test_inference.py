@@ -102,6 +102,36 @@ def test_embed_on_spark_equals_the_pyfunc(spark, registered):
     assert embed(df, "title", uri, "item").rdd.getNumPartitions() == 2 * task_slots(sc.master, sc.defaultParallelism)
     with pytest.raises(ValueError, match="partitions"):
         embed(df, "title", uri, "item", partitions=-1)
+    # bf16 on the executors is the pyfunc's bf16, and close to float32
+    bf16 = {r.id: r.embedding for r in embed(df, "title", uri, "item", batch_size=2, precision="bf16").collect()}
+    want16 = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"text": TEXTS, "tower": ["item"] * len(TEXTS)}),
+                                                   params={"precision": "bf16"})
+    got16 = np.array([bf16[i] for i in range(len(TEXTS))])
+    np.testing.assert_allclose(got16, np.array(want16["embedding"].tolist()), atol=1e-5)
+    assert np.abs(got16 - np.array(want["embedding"].tolist())).max() > 0   # bf16 really ran
+    with pytest.raises(ValueError, match="precision"):
+        embed(df, "title", uri, "item", precision="fp8")
+
+
+def test_bf16_encoding_is_unit_length_and_close_to_float32(registered, monkeypatch):
+    from promolake.text import trainer
+    from promolake.text.text_model import encode_texts, inference_precision
+
+    model, tokenizer, _ = registered
+    fp32 = encode_texts(model, tokenizer, TEXTS, "user", MAX_USER, batch_size=3)
+    bf16 = encode_texts(model, tokenizer, TEXTS, "user", MAX_USER, batch_size=3, precision="bf16")
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)   # re-normalised in float32
+    cosines = (bf16 * fp32).sum(axis=1)
+    assert cosines.min() > 0.99 and not np.allclose(bf16, fp32, atol=1e-6)
+    # auto follows the CPU: bf16 only where it is native
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: True)
+    assert inference_precision("auto") == "bf16"
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: False)
+    assert inference_precision("auto") == "off" and inference_precision("bf16") == "bf16"
+    np.testing.assert_array_equal(encode_texts(model, tokenizer, TEXTS, "user", MAX_USER, 3, "auto"), fp32)
+    with pytest.raises(ValueError, match="precision"):
+        inference_precision("fp16")
 
 
 @pytest.mark.spark

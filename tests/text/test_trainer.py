@@ -216,12 +216,27 @@ def test_bad_settings_raise_errors_that_name_them(tokenizer):
         spec_for(tokenizer, mixed_precision="fp8")
     with pytest.raises(ValueError, match="fp16' needs a GPU"):
         resolve_precision("fp16", torch.device("cpu"))
-    assert resolve_precision("auto", torch.device("cpu")) == "off"
     assert resolve_precision("auto", torch.device("cuda", 0)) == "fp16"
     with pytest.raises(ValueError, match="engine must be one of"):
         launch(spec_for(tokenizer), "ray", 2)
     with pytest.raises(ValueError, match="no optimizer step"):
         launch(spec_for(tokenizer, grad_accumulation=16), "local")
+
+
+def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_has_it_natively(monkeypatch):
+    from promolake.text import trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", torch.device("cpu")) == "off"
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert resolve_precision("off", torch.device("cpu")) == "off"
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert trainer.cpu_has_native_bf16() is False
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert trainer.cpu_has_native_bf16() is True
 
 
 def test_evaluate_ranks_items_by_cosine_and_skips_seen_items(tokenizer):

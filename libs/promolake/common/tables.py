@@ -392,7 +392,7 @@ TEXT_AS_OF = Field("as_of", D, doc="Texts as of this day: built from events stri
 USER_TEXT_EMBEDDINGS = TableSpec("ml", "user_text_embeddings", (
     Field("user_id", S, doc="Active user with a user_text."),
     TEXT_AS_OF,
-    Field("embedding", VEC, doc="Unit-length user-tower embedding of user_text (cosine = dot product)."),
+    Field("embedding", VEC, doc="Unit-length user-tower embedding of user_text (cosine = dot product). Encoded at text.embed_precision (auto: bfloat16 where the CPU computes it natively), within about 1e-3 of float32 per coordinate; the text model's pyfunc reproduces it with params={'precision': 'bf16'}."),
     Field("tokens", I, doc="WordPiece tokens of user_text that the model read (after truncation)."),
     MODEL_VERSION,
     COMPUTED_AT,
@@ -401,7 +401,7 @@ USER_TEXT_EMBEDDINGS = TableSpec("ml", "user_text_embeddings", (
 ITEM_TEXT_EMBEDDINGS = TableSpec("ml", "item_text_embeddings", (
     Field("item_id", S, doc="Catalogue item (created before as_of)."),
     TEXT_AS_OF,
-    Field("embedding", VEC, doc="Unit-length item-tower embedding of item_text."),
+    Field("embedding", VEC, doc="Unit-length item-tower embedding of item_text. Encoded at text.embed_precision (auto: bfloat16 where the CPU computes it natively), within about 1e-3 of float32 per coordinate; the text model's pyfunc reproduces it with params={'precision': 'bf16'}."),
     Field("tokens", I, doc="WordPiece tokens of item_text that the model read."),
     Field("cold_start", B, doc="True when the item had no interactions before as_of (ALS cannot score it)."),
     MODEL_VERSION,

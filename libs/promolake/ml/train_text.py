@@ -295,7 +295,8 @@ def embed_texts(df: DataFrame, text_col: str, model_uri: str, tower: str, tc: Te
     key = "user_id" if tower == "user" else "item_id"
     max_len = tc.max_user_len if tower == "user" else tc.max_item_len
     tokens = tokenize(df.select(key, text_col), text_col, tc.checkpoint, max_len, "t").select(key, "t_len")
-    return embed(df, text_col, model_uri, tower, tc.embed_batch_size, partitions=tc.embed_partitions).join(tokens, key) \
+    return embed(df, text_col, model_uri, tower, tc.embed_batch_size, partitions=tc.embed_partitions,
+                 precision=tc.embed_precision).join(tokens, key) \
         .withColumnRenamed("t_len", "tokens")
 
 

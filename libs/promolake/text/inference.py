@@ -29,7 +29,7 @@ _ENCODERS: dict[str, object] = {}
 
 
 def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: int = 64,
-          threads: int = 1, partitions: int = 0) -> DataFrame:
+          threads: int = 1, partitions: int = 0, precision: str = "off") -> DataFrame:
     """df with an `embedding` array<float> column: the unit embedding of text_col through `tower`.
 
     Args:
@@ -43,7 +43,11 @@ def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: 
             a DataFrame read from one small file (every user text of a tenant can fit in one) would
             otherwise be encoded by one core while the others wait; fewer partitions than this are
             hash-repartitioned on the text, more are left as they are.
+        precision: "off" (float32), "bf16" or "auto" (bf16 where the executor's CPU computes bfloat16
+            natively; resolved on each executor), as text_model.encode_texts takes it.
     """
+    from promolake.text.text_model import PRECISIONS
+
     import mlflow
 
     if tower not in TOWERS:
@@ -54,6 +58,8 @@ def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: 
         raise ValueError(f"batch_size and threads must be >= 1, got {batch_size}, {threads}")
     if partitions < 0:
         raise ValueError(f"partitions must be >= 0 (0: twice the task slots), got {partitions}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if not partitions:
         sc = df.sparkSession.sparkContext
         partitions = 2 * task_slots(sc.master, sc.defaultParallelism)
@@ -65,7 +71,7 @@ def embed(df: DataFrame, text_col: str, model_uri: str, tower: str, batch_size: 
     def encode(texts: Iterator[pd.Series]) -> Iterator[pd.Series]:
         encoder = cached_encoder(uri, *stores, threads=threads)
         for batch in texts:
-            yield pd.Series(list(encoder.encode(batch.tolist(), tower, batch_size)))
+            yield pd.Series(list(encoder.encode(batch.tolist(), tower, batch_size, precision)))
 
     return df.withColumn("embedding", encode(F.col(text_col)))
 

@@ -29,12 +29,32 @@ TOWERS = ("user", "item")
 ARTIFACT = "two_tower"
 
 
-def encode_texts(model, tokenizer, texts: Sequence, tower: str, max_len: int, batch_size: int = 64) -> np.ndarray:
+PRECISIONS = ("off", "auto", "bf16")
+
+
+def inference_precision(precision: str) -> str:
+    """"off" or "bf16" for encoding on the CPU: auto is bf16 where the CPU computes bfloat16 natively
+    (promolake.text.trainer.cpu_has_native_bf16), else off."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        from promolake.text.trainer import cpu_has_native_bf16
+
+        return "bf16" if cpu_has_native_bf16() else "off"
+    return precision
+
+
+def encode_texts(model, tokenizer, texts: Sequence, tower: str, max_len: int, batch_size: int = 64,
+                 precision: str = "off") -> np.ndarray:
     """The unit embeddings [len(texts), model.dim] (float32, input order) of texts through one tower.
 
     Texts are tokenised with [CLS]/[SEP] and truncated to max_len, then encoded in batches of similar
-    length, each padded only to its own longest text, without gradients.
+    length, each padded only to its own longest text, without gradients. precision "bf16" (or "auto"
+    on a CPU with native bfloat16) runs the encoder under bfloat16 autocast: about 3x faster on such a
+    CPU, embeddings within about 1e-2 in cosine of the float32 ones, still returned as float32 unit vectors.
     """
+    import contextlib
+
     import torch
 
     if tower not in TOWERS:
@@ -49,7 +69,9 @@ def encode_texts(model, tokenizer, texts: Sequence, tower: str, max_len: int, ba
     lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(texts))
     order = np.argsort(lengths, kind="stable")
     model.eval()
-    with torch.inference_mode():
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if inference_precision(precision) == "bf16"
+                else contextlib.nullcontext())
+    with torch.inference_mode(), autocast:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             width = int(lengths[rows].max())
@@ -57,12 +79,15 @@ def encode_texts(model, tokenizer, texts: Sequence, tower: str, max_len: int, ba
             for i, row in enumerate(rows):
                 ids[i, :lengths[row]] = encoded[row]
             mask = (np.arange(width)[None, :] < lengths[rows, None]).astype(np.int64)
-            out[rows] = model.encode(torch.from_numpy(ids), torch.from_numpy(mask), tower).numpy()
+            emb = model.encode(torch.from_numpy(ids), torch.from_numpy(mask), tower).float()
+            # re-normalised in float32: a bf16 norm is only good to about 1e-2
+            out[rows] = torch.nn.functional.normalize(emb, dim=-1).numpy()
     return out
 
 
 class TextEncoder(PythonModel):
-    """The pyfunc: predict(DataFrame[text, tower]) -> DataFrame[embedding]; params: batch_size."""
+    """The pyfunc: predict(DataFrame[text, tower]) -> DataFrame[embedding]; params: batch_size, precision
+    ("off", the default: float32; "bf16"; "auto": bf16 on a CPU with native bfloat16)."""
 
     def load_context(self, context) -> None:
         self.load(context.artifacts[ARTIFACT])
@@ -85,11 +110,12 @@ class TextEncoder(PythonModel):
         self.max_len = {"user": int(meta["max_user_len"]), "item": int(meta["max_item_len"])}
         return self
 
-    def encode(self, texts: Sequence, tower: str, batch_size: int = 64) -> np.ndarray:
-        """Unit embeddings [len(texts), dim] of texts through one tower (float32, input order)."""
+    def encode(self, texts: Sequence, tower: str, batch_size: int = 64, precision: str = "off") -> np.ndarray:
+        """Unit embeddings [len(texts), dim] of texts through one tower (float32, input order); precision
+        as encode_texts takes it."""
         if tower not in TOWERS:
             raise ValueError(f"tower must be one of {TOWERS}, got {tower!r}")
-        return encode_texts(self.model, self.tokenizer, texts, tower, self.max_len[tower], batch_size)
+        return encode_texts(self.model, self.tokenizer, texts, tower, self.max_len[tower], batch_size, precision)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         missing = {"text", "tower"} - set(model_input.columns)
@@ -100,12 +126,13 @@ class TextEncoder(PythonModel):
         if unknown:
             raise ValueError(f"tower must be one of {TOWERS}, got {sorted(unknown)}")
         batch_size = int((params or {}).get("batch_size", 64))
+        precision = str((params or {}).get("precision", "off"))
         out = np.zeros((len(model_input), self.model.dim), dtype=np.float32)
         texts = model_input["text"].to_numpy()
         for tower in TOWERS:
             rows = np.flatnonzero(towers == tower)
             if len(rows):
-                out[rows] = self.encode(texts[rows].tolist(), tower, batch_size)
+                out[rows] = self.encode(texts[rows].tolist(), tower, batch_size, precision)
         return pd.DataFrame({"embedding": [row.tolist() for row in out]})
 
 
@@ -130,7 +157,7 @@ def log_text_model(model, tokenizer, max_user_len: int, max_item_len: int, name:
         example = pd.DataFrame({"text": [t for t in example_texts for _ in TOWERS],
                                 "tower": [tower for _ in example_texts for tower in TOWERS]})
         output = TextEncoder().load(path).predict(None, example, {"batch_size": batch_size})
-        signature = infer_signature(example, output, params={"batch_size": batch_size})
+        signature = infer_signature(example, output, params={"batch_size": batch_size, "precision": "off"})
         info = tracking.log_pyfunc(name, python_model=TextEncoder(), artifacts={ARTIFACT: str(path)},
                                        code_paths=[package_copy(Path(tmp) / "code")], signature=signature,
                                        input_example=example, pip_requirements=requirements())

@@ -410,10 +410,22 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX tiles or AVX-512 BF16, e.g. Intel Sapphire Rapids,
+    AMD Zen 4): there bf16 autocast runs MiniLM about 3x faster in inference and 2x in training than fp32
+    (BENCHMARKS "bf16 on the CPU"); elsewhere it is emulated and slower."""
+    cpu = torch.cpu
+    return any(bool(getattr(cpu, probe, lambda: False)()) for probe in ("_is_amx_tile_supported",
+                                                                         "_is_avx512_bf16_supported"))
+
+
 def resolve_precision(mixed_precision: str, device: torch.device) -> str:
-    """"off", "bf16" or "fp16" for this device; fp16 needs CUDA."""
+    """"off", "bf16" or "fp16" for this device; fp16 needs CUDA. auto: fp16 on a GPU, bf16 on a CPU
+    with native bfloat16 (cpu_has_native_bf16), else off."""
     if mixed_precision == "auto":
-        return "fp16" if device.type == "cuda" else "off"
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if cpu_has_native_bf16() else "off"
     if mixed_precision == "fp16" and device.type != "cuda":
         raise ValueError("mixed_precision 'fp16' needs a GPU (use_gpu=True); use 'bf16' on CPU")
     return mixed_precision
