@@ -284,7 +284,7 @@ class TextConf(_Strict):
     warmup_steps: int = Field(10, ge=0)
     weight_decay: float = Field(0.01, ge=0)
     grad_accumulation: int = Field(1, ge=1, le=256)
-    mixed_precision: Literal["off", "auto", "bf16", "fp16"] = "auto"   # auto: fp16 on GPU, bf16 on a CPU with native bf16, else off
+    mixed_precision: Literal["off", "auto", "bf16", "fp16"] = "off"   # auto: fp16 on GPU, bf16 on a CPU with native bf16, else off
     length_bucket_batches: int = Field(16, ge=1, le=1024)   # batches sorted together by length
     engine: Literal["horovod", "torch_distributor", "local"] = "horovod"
     num_proc: int = Field(2, ge=1, le=1024)          # workers: GPUs on Databricks, processes locally
@@ -297,7 +297,7 @@ class TextConf(_Strict):
     checkpoint_dir: str = "/tmp/promolake-text-checkpoints"
     embed_batch_size: int = Field(64, ge=1, le=8192)
     embed_partitions: int = Field(0, ge=0)           # least tasks that encode; 0: twice the task slots
-    embed_precision: Literal["off", "auto", "bf16"] = "auto"   # auto: bf16 where the CPU has it natively
+    embed_precision: Literal["off", "auto", "bf16"] = "off"   # auto: bf16 where the CPU has it natively
     k: int = Field(10, ge=1, le=1000)
     candidates: int = Field(50, ge=1, le=1000)
     text_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)   # grid for the text list in the blend
